@@ -1,0 +1,128 @@
+# emailauth: one non-recursive Makefile. Outputs go under $(B)/.
+#
+#   make              build into build/
+#   make check        install missing Debian packages, build, run every test
+#   make asan         the same under ASan+UBSan, in build-asan/
+#   make demo         start a throwaway directory, the daemon and the email API
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make format-check clang-format 14 over src/, include/, tests/, examples/
+#   make WERROR=0     for packagers: warnings stay warnings
+
+VERSION   := 0.1.0
+B         ?= build
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+WERROR    ?= 1
+SAN       ?= 0
+NODEPS    ?= 0
+PYTHON    := /usr/bin/python3
+
+PKGS      := libmicrohttpd libconfig jansson libcrypto
+CC        ?= gcc
+
+WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wold-style-definition -Wpointer-arith \
+             -Wcast-qual -Wwrite-strings -Wvla -Wundef -Wimplicit-fallthrough
+ifeq ($(WERROR),1)
+WARN      += -Werror
+endif
+HARDEN    := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fstack-protector-strong \
+             -fstack-clash-protection -fcf-protection -fPIE
+OPT       := -O2 -g
+ifeq ($(SAN),1)
+OPT       := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=undefined
+HARDEN    := -fstack-protector-strong -fPIE
+SANLD     := -fsanitize=address,undefined
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CPPFLAGS  += -Isrc -Iinclude -DEA_VERSION='"$(VERSION)"'
+CFLAGS    += -std=c11 -D_DEFAULT_SOURCE -pthread $(OPT) $(WARN) $(HARDEN) \
+             $(PKG_CFLAGS) -MMD -MP
+LDFLAGS   += -pie -pthread -Wl,-z,relro,-z,now,-z,noexecstack $(SANLD)
+LDLIBS    += $(PKG_LIBS)
+
+# The code shared by the daemon, the command line and the guard.
+CORE_SRC  := $(wildcard src/util/*.c src/log/*.c src/config/*.c src/http/*.c)
+DAEMON_SRC:= $(wildcard src/daemon/*.c)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+
+obj        = $(patsubst %.c,$(B)/obj/%.o,$(1))
+CORE_OBJ  := $(call obj,$(CORE_SRC))
+DAEMON_OBJ:= $(call obj,$(DAEMON_SRC))
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+DEPS_STAMP := $(B)/.deps-ok
+
+.PHONY: all check unit integ asan demo install format format-check clean deps
+.DELETE_ON_ERROR:
+
+all: $(B)/emailauthd
+
+# Installs every Debian package the build, tests and demo need (apt-get as
+# root); quick and silent when all are there. NODEPS=1 skips it.
+deps:
+ifeq ($(NODEPS),0)
+	@scripts/install-deps
+endif
+
+$(DEPS_STAMP): scripts/install-deps
+	@mkdir -p $(@D)
+ifeq ($(NODEPS),0)
+	@scripts/install-deps
+endif
+	@touch $@
+
+$(B)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/libcore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/emailauthd: $(DAEMON_OBJ) $(B)/libcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(B)/libcore.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+check: deps all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory B=$(B) SAN=$(SAN) unit integ
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integ: all
+	cd tests/integ && EMAILAUTH_BUILD=$(abspath $(B)) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
+
+asan:
+	@$(MAKE) --no-print-directory B=build-asan SAN=1 check
+
+demo: deps all
+	@scripts/demo $(abspath $(B))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/emailauth \
+	    $(DESTDIR)/etc/emailauth
+	install -m 0755 $(B)/emailauthd $(DESTDIR)$(PREFIX)/sbin/emailauthd
+	install -m 0644 etc/emailauthd.conf $(DESTDIR)$(PREFIX)/share/doc/emailauth/emailauthd.conf.example
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/emailauth/README.md
+
+FORMAT_SRC = $(shell find src include tests examples bench -name '*.[ch]' 2>/dev/null)
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,945 @@
+/*
+ * emailauthd.conf -> struct cfg.
+ *
+ * The file is read once into memory, scanned for the integer literals
+ * libconfig 1.5 silently wraps (see ../shared/reference/libraries.md §5),
+ * parsed with libconfig, and then walked against a table of every known
+ * setting: an unknown name, a wrong type or an out-of-range number is an
+ * error with its line. Every string is copied, so nothing points into the
+ * libconfig tree after cfg_load() returns.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "config/config.h"
+#include "log/log.h"
+#include "util/sec.h"
+
+#define CFG_FILE_MAX (1024 * 1024)
+#define CFG_STR_MAX  4096
+#define CFG_LIST_MAX 256
+
+enum kind {
+	K_GROUP,
+	K_STR,
+	K_INT,
+	K_BOOL,
+	K_LIST,
+};
+
+#define F_REQ	 0x01 /* required when its group is in use */
+#define F_SECRET 0x02 /* a secret file: must exist, mode 0600 or stricter */
+#define F_FILE	 0x04 /* a file that must exist and be readable */
+
+struct key {
+	const char *path;
+	enum kind kind;
+	size_t off;
+	long long min, max, def_int;
+	const char *def_str;
+	unsigned int flags;
+};
+
+#define O(m) offsetof(struct cfg, m)
+#define GROUP(p)                         \
+	{                                \
+		p, K_GROUP, 0, 0, 0, 0, NULL, 0 \
+	}
+#define STR(p, m, def, fl)                   \
+	{                                    \
+		p, K_STR, O(m), 0, 0, 0, def, fl \
+	}
+#define INT(p, m, lo, hi, def)                    \
+	{                                         \
+		p, K_INT, O(m), lo, hi, def, NULL, 0 \
+	}
+#define BOOL(p, m, def)                           \
+	{                                         \
+		p, K_BOOL, O(m), 0, 1, def, NULL, 0 \
+	}
+#define LIST(p, m, fl)                          \
+	{                                       \
+		p, K_LIST, O(m), 0, 0, 0, NULL, fl \
+	}
+
+static const struct key keys[] = {
+	GROUP("listen"),
+	STR("listen.address", listen.address, "127.0.0.1", 0),
+	INT("listen.port", listen.port, 0, 65535, 8080),
+	GROUP("listen.tls"),
+	STR("listen.tls.cert", listen.tls_cert, NULL, F_REQ | F_FILE),
+	STR("listen.tls.key", listen.tls_key, NULL, F_REQ | F_SECRET),
+	LIST("listen.trusted_proxies", listen.trusted_proxies_text, 0),
+	INT("listen.max_body", listen.max_body, 256, 1048576, 8192),
+	INT("listen.max_header_bytes", listen.max_header_bytes, 4096, 1048576,
+	    16384),
+	INT("listen.max_connections", listen.max_connections, 8, 100000,
+	    1000),
+	INT("listen.per_ip_connections", listen.per_ip_connections, 1, 100000,
+	    32),
+	INT("listen.timeout", listen.timeout, 1, 3600, 15),
+	INT("listen.threads", listen.threads, 0, 256, 0),
+	BOOL("listen.behind_tls", listen.behind_tls, 0),
+	LIST("listen.metrics_allow", listen.metrics_allow_text, 0),
+
+	GROUP("cors"),
+	LIST("cors.origins", cors.origins, 0),
+	BOOL("cors.allow_credentials", cors.allow_credentials, 0),
+	INT("cors.max_age", cors.max_age, 0, 86400, 600),
+
+	GROUP("log"),
+	STR("log.level", log.level, "info", 0),
+	BOOL("log.access", log.access, 1),
+
+	STR("issuer", issuer, NULL, F_REQ),
+	STR("state_dir", state_dir, "/var/lib/emailauth", 0),
+	LIST("backends", backends, F_REQ),
+	STR("roles_file", roles_file, "/etc/emailauth/roles.conf", F_FILE),
+
+	GROUP("tokens"),
+	STR("tokens.algorithm", tokens.algorithm, "ES256", 0),
+	STR("tokens.audience", tokens.audience, NULL, F_REQ),
+	INT("tokens.access_ttl", tokens.access_ttl, 30, 86400, 300),
+	INT("tokens.refresh_ttl", tokens.refresh_ttl, 60, 31536000, 28800),
+	INT("tokens.refresh_idle", tokens.refresh_idle, 60, 31536000, 3600),
+	INT("tokens.leeway", tokens.leeway, 0, 300, 30),
+
+	GROUP("ldap"),
+	LIST("ldap.uri", ldap.uri, F_REQ),
+	BOOL("ldap.starttls", ldap.starttls, 1),
+	STR("ldap.ca_file", ldap.ca_file, NULL, F_FILE),
+	BOOL("ldap.insecure", ldap.insecure, 0),
+	STR("ldap.bind_dn", ldap.bind_dn, NULL, 0),
+	STR("ldap.bind_password_file", ldap.bind_password_file, NULL,
+	    F_SECRET),
+	STR("ldap.user_base", ldap.user_base, NULL, F_REQ),
+	STR("ldap.user_filter", ldap.user_filter,
+	    "(&(objectClass=inetOrgPerson)(uid={username}))", 0),
+	STR("ldap.group_base", ldap.group_base, NULL, 0),
+	STR("ldap.group_filter", ldap.group_filter,
+	    "(&(objectClass=groupOfNames)(member={dn}))", 0),
+	STR("ldap.group_name_attribute", ldap.group_name_attribute, "cn", 0),
+	BOOL("ldap.memberof", ldap.memberof, 1),
+	INT("ldap.nested_depth", ldap.nested_depth, 0, 10, 3),
+	GROUP("ldap.attributes"),
+	STR("ldap.attributes.name", ldap.attr_name, "displayName", 0),
+	STR("ldap.attributes.email", ldap.attr_email, "mail", 0),
+	INT("ldap.network_timeout", ldap.network_timeout, 1, 60, 3),
+	INT("ldap.timeout", ldap.timeout, 1, 120, 5),
+
+	GROUP("pam"),
+	STR("pam.service", pam.service, "emailauth", 0),
+
+	GROUP("file"),
+	STR("file.path", file.path, NULL, F_REQ | F_SECRET),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+struct loader {
+	const char *name; /* file name for messages */
+	const char *dir;  /* relative file paths resolve against it; or NULL */
+	char *err;
+	size_t errlen;
+	struct cfg *c;
+	int line[NKEYS]; /* 0: not set in the file */
+};
+
+static void
+fail(struct loader *ld, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(ld->err, ld->errlen, "%s:%d: %s", ld->name, line, msg);
+	else
+		snprintf(ld->err, ld->errlen, "%s: %s", ld->name, msg);
+}
+
+static const struct key *
+find_key(const char *path, size_t *idx_r)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].path, path) == 0) {
+			*idx_r = i;
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+static void *
+field(struct cfg *c, const struct key *k)
+{
+	return (char *)c + k->off;
+}
+
+/*
+ * libconfig 1.5 stores an integer literal that does not fit into an int
+ * as a wrapped int, and an out-of-range L literal as a clamped int64, and
+ * reports success. Find such literals in the text before it parses them.
+ * Also refuse @include: the configuration is one file, read as one.
+ */
+static int
+prescan(struct loader *ld, const char *t, size_t n)
+{
+	size_t i = 0, j;
+	int line = 1, bol = 1;
+
+	while (i < n) {
+		char ch = t[i];
+
+		if (ch == '\n') {
+			line++;
+			bol = 1;
+			i++;
+			continue;
+		}
+		if (bol && ch == '@') {
+			fail(ld, line, "@include is not supported");
+			return -1;
+		}
+		if (ch != ' ' && ch != '\t' && ch != '\r')
+			bol = 0;
+		if (ch == '#' || (ch == '/' && i + 1 < n && t[i + 1] == '/')) {
+			while (i < n && t[i] != '\n')
+				i++;
+			continue;
+		}
+		if (ch == '/' && i + 1 < n && t[i + 1] == '*') {
+			for (i += 2; i < n; i++) {
+				if (t[i] == '\n')
+					line++;
+				if (t[i] == '*' && i + 1 < n && t[i + 1] == '/') {
+					i += 2;
+					break;
+				}
+			}
+			continue;
+		}
+		if (ch == '"') {
+			for (i++; i < n && t[i] != '"'; i++) {
+				if (t[i] == '\\' && i + 1 < n)
+					i++;
+				if (t[i] == '\n')
+					line++;
+			}
+			i++;
+			continue;
+		}
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    ch == '*' || ch == '_') {
+			while (i < n &&
+			    ((t[i] >= 'a' && t[i] <= 'z') ||
+				(t[i] >= 'A' && t[i] <= 'Z') ||
+				(t[i] >= '0' && t[i] <= '9') || t[i] == '_' ||
+				t[i] == '-' || t[i] == '*'))
+				i++;
+			continue;
+		}
+		if (ch >= '0' && ch <= '9') {
+			int hex = 0, isfloat = 0, islong = 0, over = 0;
+			unsigned long long v = 0, lim;
+
+			j = i;
+			if (ch == '0' && j + 1 < n &&
+			    (t[j + 1] == 'x' || t[j + 1] == 'X')) {
+				hex = 1;
+				j += 2;
+			}
+			for (; j < n; j++) {
+				char d = t[j];
+				unsigned int dv;
+
+				if (d >= '0' && d <= '9')
+					dv = (unsigned int)(d - '0');
+				else if (hex && d >= 'a' && d <= 'f')
+					dv = (unsigned int)(d - 'a' + 10);
+				else if (hex && d >= 'A' && d <= 'F')
+					dv = (unsigned int)(d - 'A' + 10);
+				else if (!hex && (d == '.' || d == 'e' ||
+						     d == 'E')) {
+					isfloat = 1;
+					continue;
+				} else if (isfloat &&
+				    (d == '+' || d == '-') &&
+				    (t[j - 1] == 'e' || t[j - 1] == 'E'))
+					continue;
+				else
+					break;
+				if (isfloat)
+					continue;
+				if (v > (ULLONG_MAX - dv) / (hex ? 16 : 10))
+					over = 1;
+				else
+					v = v * (hex ? 16 : 10) + dv;
+			}
+			if (!isfloat && j < n && t[j] == 'L') {
+				islong = 1;
+				j++;
+			}
+			lim = islong ? (unsigned long long)INT64_MAX :
+					(unsigned long long)INT_MAX;
+			if (!isfloat && (over || v > lim)) {
+				fail(ld, line, "number %.*s is out of range",
+				    (int)(j - i > 40 ? 40 : j - i), t + i);
+				return -1;
+			}
+			i = j;
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
+static char *
+copy_str(struct loader *ld, const config_setting_t *s, const char *path)
+{
+	const char *v = config_setting_get_string(s);
+	char *r;
+
+	if (v == NULL) {
+		fail(ld, config_setting_source_line(s), "'%s' must be a string",
+		    path);
+		return NULL;
+	}
+	if (strlen(v) > CFG_STR_MAX) {
+		fail(ld, config_setting_source_line(s), "'%s' is too long",
+		    path);
+		return NULL;
+	}
+	if ((r = strdup(v)) == NULL)
+		fail(ld, 0, "out of memory");
+	return r;
+}
+
+static int
+store(struct loader *ld, const struct key *k, const config_setting_t *s,
+    const char *path)
+{
+	int line = config_setting_source_line(s), type = config_setting_type(s);
+	struct cfg_strlist *l;
+	long long v;
+	int i, n;
+
+	switch (k->kind) {
+	case K_STR:
+		if (type != CONFIG_TYPE_STRING) {
+			fail(ld, line, "'%s' must be a string", path);
+			return -1;
+		}
+		if ((*(char **)field(ld->c, k) = copy_str(ld, s, path)) ==
+		    NULL)
+			return -1;
+		return 0;
+	case K_INT:
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+			fail(ld, line, "'%s' must be an integer", path);
+			return -1;
+		}
+		v = config_setting_get_int64(s);
+		if (v < k->min || v > k->max) {
+			fail(ld, line, "'%s' must be between %lld and %lld",
+			    path, k->min, k->max);
+			return -1;
+		}
+		*(long long *)field(ld->c, k) = v;
+		return 0;
+	case K_BOOL:
+		if (type != CONFIG_TYPE_BOOL) {
+			fail(ld, line, "'%s' must be true or false", path);
+			return -1;
+		}
+		*(int *)field(ld->c, k) = config_setting_get_bool(s);
+		return 0;
+	case K_LIST:
+		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+			fail(ld, line, "'%s' must be a list of strings", path);
+			return -1;
+		}
+		n = config_setting_length(s);
+		if (n > CFG_LIST_MAX) {
+			fail(ld, line, "'%s' has more than %d entries", path,
+			    CFG_LIST_MAX);
+			return -1;
+		}
+		l = field(ld->c, k);
+		if (n > 0 && (l->v = calloc((size_t)n, sizeof(char *))) == NULL) {
+			fail(ld, 0, "out of memory");
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(s,
+			    (unsigned int)i);
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+			    *config_setting_get_string(e) == '\0') {
+				fail(ld, config_setting_source_line(e),
+				    "'%s' must be a list of non-empty strings",
+				    path);
+				return -1;
+			}
+			if ((l->v[l->n] = copy_str(ld, e, path)) == NULL)
+				return -1;
+			l->n++;
+		}
+		return 0;
+	case K_GROUP:
+		break;
+	}
+	return -1;
+}
+
+static int
+walk(struct loader *ld, const config_setting_t *group, const char *prefix)
+{
+	char path[256];
+	const struct key *k;
+	size_t idx;
+	int i, n = config_setting_length(group);
+
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(group,
+		    (unsigned int)i);
+		const char *name = config_setting_name(s);
+		int line = config_setting_source_line(s);
+		int w;
+
+		if (name == NULL)
+			continue;
+		w = snprintf(path, sizeof(path), "%s%s%s", prefix,
+		    *prefix ? "." : "", name);
+		if (w < 0 || (size_t)w >= sizeof(path) ||
+		    (k = find_key(path, &idx)) == NULL) {
+			fail(ld, line, "unknown setting '%.100s'", name);
+			return -1;
+		}
+		ld->line[idx] = line;
+		if (k->kind == K_GROUP) {
+			if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+				fail(ld, line, "'%s' must be a group { ... }",
+				    path);
+				return -1;
+			}
+			if (walk(ld, s, path) == -1)
+				return -1;
+			continue;
+		}
+		if (store(ld, k, s, path) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* 1 if the group holding key k is in use, so its F_REQ keys are needed. */
+static int
+group_in_use(struct loader *ld, const struct key *k)
+{
+	const char *dot = strrchr(k->path, '.');
+	size_t gl, i;
+
+	if (dot == NULL)
+		return 1;
+	gl = (size_t)(dot - k->path);
+	if (gl == 4 && strncmp(k->path, "ldap", 4) == 0)
+		return cfg_has_backend(ld->c, "ldap");
+	if (gl == 4 && strncmp(k->path, "file", 4) == 0)
+		return cfg_has_backend(ld->c, "file");
+	if (gl == 3 && strncmp(k->path, "pam", 3) == 0)
+		return cfg_has_backend(ld->c, "pam");
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].kind == K_GROUP && strlen(keys[i].path) == gl &&
+		    strncmp(keys[i].path, k->path, gl) == 0)
+			return ld->line[i] > 0;
+	return 1;
+}
+
+static int
+defaults(struct loader *ld)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+
+		if (ld->line[i] > 0 || k->kind == K_GROUP)
+			continue;
+		if ((k->flags & F_REQ) && group_in_use(ld, k)) {
+			fail(ld, 0, "missing setting '%s'", k->path);
+			return -1;
+		}
+		if (k->kind == K_STR && k->def_str != NULL &&
+		    (*(char **)field(ld->c, k) = strdup(k->def_str)) == NULL) {
+			fail(ld, 0, "out of memory");
+			return -1;
+		}
+		if (k->kind == K_INT)
+			*(long long *)field(ld->c, k) = k->def_int;
+		if (k->kind == K_BOOL)
+			*(int *)field(ld->c, k) = (int)k->def_int;
+	}
+	return 0;
+}
+
+static int
+line_of(struct loader *ld, const char *path)
+{
+	size_t idx;
+
+	return find_key(path, &idx) != NULL ? ld->line[idx] : 0;
+}
+
+/* Makes a relative file path relative to the config file's directory. */
+static int
+resolve(struct loader *ld, char **pp)
+{
+	char *abs;
+	size_t n;
+
+	if (ld->dir == NULL || (*pp)[0] == '/')
+		return 0;
+	n = strlen(ld->dir) + strlen(*pp) + 2;
+	if ((abs = malloc(n)) == NULL)
+		return -1;
+	snprintf(abs, n, "%s/%s", ld->dir, *pp);
+	free(*pp);
+	*pp = abs;
+	return 0;
+}
+
+static int
+check_files(struct loader *ld)
+{
+	char msg[512];
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		const char *p;
+		struct stat st;
+
+		if (k->kind != K_STR || !(k->flags & (F_FILE | F_SECRET)))
+			continue;
+		if (*(char **)field(ld->c, k) == NULL)
+			continue;
+		if (resolve(ld, (char **)field(ld->c, k)) == -1) {
+			fail(ld, 0, "out of memory");
+			return -1;
+		}
+		p = *(char **)field(ld->c, k);
+		if (!group_in_use(ld, k))
+			continue;
+		if (k->flags & F_SECRET) {
+			if (sec_file_mode_ok(p, msg, sizeof(msg)) == -1) {
+				fail(ld, ld->line[i], "'%s': %s", k->path,
+				    msg);
+				return -1;
+			}
+		} else if (stat(p, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    access(p, R_OK) == -1) {
+			fail(ld, ld->line[i], "'%s': cannot read file %s",
+			    k->path, p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+parse_cidrs(struct loader *ld, const struct cfg_strlist *text,
+    struct cfg_cidrs *r, const char *path)
+{
+	size_t i;
+
+	if (text->n == 0)
+		return 0;
+	if ((r->v = calloc(text->n, sizeof(*r->v))) == NULL) {
+		fail(ld, 0, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < text->n; i++) {
+		if (net_cidr_parse(text->v[i], &r->v[i]) == -1) {
+			fail(ld, line_of(ld, path),
+			    "'%s': '%.64s' is not an address or CIDR range",
+			    path, text->v[i]);
+			return -1;
+		}
+		r->n++;
+	}
+	return 0;
+}
+
+static int
+origin_ok(const char *o)
+{
+	const char *host;
+
+	if (strncmp(o, "https://", 8) == 0)
+		host = o + 8;
+	else if (strncmp(o, "http://", 7) == 0)
+		host = o + 7;
+	else
+		return 0;
+	if (*host == '\0' || strpbrk(host, "/?#*@ \t") != NULL)
+		return 0;
+	return 1;
+}
+
+static int
+validate(struct loader *ld)
+{
+	struct cfg *c = ld->c;
+	enum log_level lvl;
+	unsigned char a[16];
+	size_t i, j;
+
+	if (net_addr_parse(c->listen.address, a) == -1) {
+		fail(ld, line_of(ld, "listen.address"),
+		    "'listen.address' must be an IPv4 or IPv6 address");
+		return -1;
+	}
+	if (parse_cidrs(ld, &c->listen.trusted_proxies_text,
+		&c->listen.trusted_proxies, "listen.trusted_proxies") == -1)
+		return -1;
+	if (line_of(ld, "listen.metrics_allow") == 0) {
+		static const char *const def[] = { "127.0.0.0/8", "::1/128" };
+
+		c->listen.metrics_allow_text.v = calloc(2, sizeof(char *));
+		if (c->listen.metrics_allow_text.v == NULL)
+			goto nomem;
+		for (i = 0; i < 2; i++) {
+			c->listen.metrics_allow_text.v[i] = strdup(def[i]);
+			if (c->listen.metrics_allow_text.v[i] == NULL)
+				goto nomem;
+			c->listen.metrics_allow_text.n++;
+		}
+	}
+	if (parse_cidrs(ld, &c->listen.metrics_allow_text,
+		&c->listen.metrics_allow, "listen.metrics_allow") == -1)
+		return -1;
+	for (i = 0; i < c->cors.origins.n; i++) {
+		if (!origin_ok(c->cors.origins.v[i])) {
+			fail(ld, line_of(ld, "cors.origins"),
+			    "'cors.origins': '%.64s' is not an exact origin "
+			    "(scheme://host[:port], no path, no wildcard)",
+			    c->cors.origins.v[i]);
+			return -1;
+		}
+	}
+	if (log_level_parse(c->log.level, &lvl) == -1) {
+		fail(ld, line_of(ld, "log.level"),
+		    "'log.level' must be debug, info, warn or error");
+		return -1;
+	}
+	if ((strncmp(c->issuer, "https://", 8) != 0 &&
+		strncmp(c->issuer, "http://", 7) != 0) ||
+	    strpbrk(c->issuer, "?# \t") != NULL || strlen(c->issuer) > 512) {
+		fail(ld, line_of(ld, "issuer"),
+		    "'issuer' must be an https:// URL without query or "
+		    "fragment");
+		return -1;
+	}
+	if (c->state_dir[0] != '/') {
+		fail(ld, line_of(ld, "state_dir"),
+		    "'state_dir' must be an absolute path");
+		return -1;
+	}
+	if (c->backends.n == 0) {
+		fail(ld, line_of(ld, "backends"),
+		    "'backends' must name at least one backend");
+		return -1;
+	}
+	for (i = 0; i < c->backends.n; i++) {
+		const char *b = c->backends.v[i];
+
+		if (strcmp(b, "ldap") != 0 && strcmp(b, "pam") != 0 &&
+		    strcmp(b, "file") != 0) {
+			fail(ld, line_of(ld, "backends"),
+			    "'backends': unknown backend '%.32s' (ldap, pam "
+			    "or file)",
+			    b);
+			return -1;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcmp(b, c->backends.v[j]) == 0) {
+				fail(ld, line_of(ld, "backends"),
+				    "'backends' names '%s' twice", b);
+				return -1;
+			}
+		}
+	}
+	if (strcmp(c->tokens.algorithm, "ES256") != 0 &&
+	    strcmp(c->tokens.algorithm, "RS256") != 0) {
+		fail(ld, line_of(ld, "tokens.algorithm"),
+		    "'tokens.algorithm' must be ES256 or RS256");
+		return -1;
+	}
+	if (c->tokens.refresh_idle > c->tokens.refresh_ttl) {
+		fail(ld, line_of(ld, "tokens.refresh_idle"),
+		    "'tokens.refresh_idle' must not exceed "
+		    "'tokens.refresh_ttl'");
+		return -1;
+	}
+	if (c->tokens.access_ttl > c->tokens.refresh_ttl) {
+		fail(ld, line_of(ld, "tokens.access_ttl"),
+		    "'tokens.access_ttl' must not exceed 'tokens.refresh_ttl'");
+		return -1;
+	}
+	if (cfg_has_backend(c, "ldap")) {
+		for (i = 0; i < c->ldap.uri.n; i++) {
+			const char *u = c->ldap.uri.v[i];
+			int plain = strncmp(u, "ldap://", 7) == 0;
+
+			if ((!plain && strncmp(u, "ldaps://", 8) != 0) ||
+			    strpbrk(u, " \t,") != NULL) {
+				fail(ld, line_of(ld, "ldap.uri"),
+				    "'ldap.uri': '%.64s' must be one ldap:// "
+				    "or ldaps:// URI per entry",
+				    u);
+				return -1;
+			}
+			if (plain && !c->ldap.starttls && !c->ldap.insecure) {
+				fail(ld, line_of(ld, "ldap.starttls"),
+				    "'ldap.uri' has ldap:// but 'ldap.starttls' "
+				    "is false: passwords would cross the "
+				    "network in clear text (set "
+				    "'ldap.insecure = true' only for tests)");
+				return -1;
+			}
+		}
+		if (c->ldap.uri.n == 0) {
+			fail(ld, line_of(ld, "ldap.uri"),
+			    "'ldap.uri' must list at least one server");
+			return -1;
+		}
+		if (c->ldap.ca_file == NULL && !c->ldap.insecure) {
+			fail(ld, 0,
+			    "missing setting 'ldap.ca_file' (the CA that signed "
+			    "the directory's certificate)");
+			return -1;
+		}
+		if ((c->ldap.bind_dn == NULL) !=
+		    (c->ldap.bind_password_file == NULL)) {
+			fail(ld, line_of(ld, "ldap.bind_dn"),
+			    "'ldap.bind_dn' and 'ldap.bind_password_file' go "
+			    "together");
+			return -1;
+		}
+		if (strstr(c->ldap.user_filter, "{username}") == NULL) {
+			fail(ld, line_of(ld, "ldap.user_filter"),
+			    "'ldap.user_filter' must contain {username}");
+			return -1;
+		}
+		if (c->ldap.group_base != NULL &&
+		    strstr(c->ldap.group_filter, "{dn}") == NULL &&
+		    strstr(c->ldap.group_filter, "{username}") == NULL) {
+			fail(ld, line_of(ld, "ldap.group_filter"),
+			    "'ldap.group_filter' must contain {dn} or "
+			    "{username}");
+			return -1;
+		}
+	}
+	c->http.trusted_proxies = c->listen.trusted_proxies.v;
+	c->http.n_trusted_proxies = c->listen.trusted_proxies.n;
+	c->http.cors_origins = c->cors.origins.v;
+	c->http.n_cors_origins = c->cors.origins.n;
+	c->http.cors_credentials = c->cors.allow_credentials;
+	c->http.cors_max_age = c->cors.max_age;
+	c->http.hsts = c->listen.tls_cert != NULL || c->listen.behind_tls;
+	c->http.max_body = (size_t)c->listen.max_body;
+	return check_files(ld);
+nomem:
+	fail(ld, 0, "out of memory");
+	return -1;
+}
+
+static void
+strlist_free(struct cfg_strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static void
+cfg_free(struct cfg *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].kind == K_STR)
+			free(*(char **)field(c, &keys[i]));
+		else if (keys[i].kind == K_LIST)
+			strlist_free(field(c, &keys[i]));
+	}
+	free(c->listen.trusted_proxies.v);
+	free(c->listen.metrics_allow.v);
+	free(c->path);
+	free(c);
+}
+
+static int
+load_text(const char *text, const char *name, const char *dir,
+    struct cfg **r, char *err, size_t errlen)
+{
+	struct loader ld = { 0 };
+	config_t lc;
+	int ret = -1;
+
+	ld.name = name;
+	ld.dir = dir;
+	ld.err = err;
+	ld.errlen = errlen;
+	config_init(&lc);
+	if (prescan(&ld, text, strlen(text)) == -1)
+		goto out;
+	if (config_read_string(&lc, text) != CONFIG_TRUE) {
+		fail(&ld, config_error_line(&lc), "%s",
+		    config_error_text(&lc));
+		goto out;
+	}
+	if ((ld.c = calloc(1, sizeof(*ld.c))) == NULL ||
+	    (ld.c->path = strdup(name)) == NULL) {
+		fail(&ld, 0, "out of memory");
+		goto out;
+	}
+	if (walk(&ld, config_root_setting(&lc), "") == -1 ||
+	    defaults(&ld) == -1 || validate(&ld) == -1)
+		goto out;
+	atomic_init(&ld.c->refs, 1);
+	*r = ld.c;
+	ld.c = NULL;
+	ret = 0;
+out:
+	cfg_free(ld.c);
+	config_destroy(&lc);
+	return ret;
+}
+
+int
+cfg_load_string(const char *text, const char *name, struct cfg **r,
+    char *err, size_t errlen)
+{
+	return load_text(text, name, NULL, r, err, errlen);
+}
+
+int
+cfg_load(const char *path, struct cfg **r, char *err, size_t errlen)
+{
+	FILE *f;
+	char *text = NULL, *dir = NULL, *slash;
+	size_t n;
+	int ret = -1;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if ((text = malloc(CFG_FILE_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	n = fread(text, 1, CFG_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (n > CFG_FILE_MAX) {
+		snprintf(err, errlen, "%s: larger than %d bytes", path,
+		    CFG_FILE_MAX);
+		goto out;
+	}
+	if (memchr(text, '\0', n) != NULL) {
+		snprintf(err, errlen, "%s: contains a NUL byte", path);
+		goto out;
+	}
+	text[n] = '\0';
+	if ((dir = strdup(path)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	ret = load_text(text, path, dir, r, err, errlen);
+out:
+	free(dir);
+	free(text);
+	fclose(f);
+	return ret;
+}
+
+int
+cfg_has_backend(const struct cfg *c, const char *b)
+{
+	size_t i;
+
+	for (i = 0; i < c->backends.n; i++)
+		if (strcmp(c->backends.v[i], b) == 0)
+			return 1;
+	return 0;
+}
+
+static pthread_mutex_t cur_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cfg *cur;
+
+struct cfg *
+cfg_acquire(void)
+{
+	struct cfg *c;
+
+	pthread_mutex_lock(&cur_lock);
+	c = cur;
+	if (c != NULL)
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&cur_lock);
+	return c;
+}
+
+void
+cfg_release(struct cfg *c)
+{
+	if (c != NULL &&
+	    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		cfg_free(c);
+}
+
+void
+cfg_swap(struct cfg *c)
+{
+	struct cfg *old;
+
+	pthread_mutex_lock(&cur_lock);
+	old = cur;
+	cur = c;
+	pthread_mutex_unlock(&cur_lock);
+	cfg_release(old);
+}

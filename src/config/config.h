@@ -1,0 +1,132 @@
+/*
+ * emailauthd.conf (libconfig syntax) read into one validated, immutable
+ * struct. The key names are those of SPEC.md; docs/configuration.md and
+ * etc/emailauthd.conf describe each one.
+ *
+ * A loaded struct cfg is never modified. SIGHUP loads a new one and swaps
+ * it in with cfg_swap(); requests hold a reference from cfg_acquire() until
+ * they end, so the old struct is freed only when its last user is done.
+ */
+#ifndef EA_CONFIG_CONFIG_H
+#define EA_CONFIG_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "http/policy.h"
+#include "util/net.h"
+
+struct cfg_strlist {
+	char **v;
+	size_t n;
+};
+
+struct cfg_cidrs {
+	struct net_cidr *v;
+	size_t n;
+};
+
+struct cfg {
+	char *path; /* the file this was read from */
+
+	struct {
+		char *address;
+		long long port;
+		char *tls_cert; /* NULL: plain HTTP */
+		char *tls_key;
+		struct cfg_strlist trusted_proxies_text;
+		struct cfg_cidrs trusted_proxies;
+		long long max_body;
+		long long max_header_bytes; /* per-connection memory */
+		long long max_connections;
+		long long per_ip_connections;
+		long long timeout;
+		long long threads; /* 0: one per CPU */
+		int behind_tls;	   /* send HSTS although we serve HTTP */
+		struct cfg_strlist metrics_allow_text;
+		struct cfg_cidrs metrics_allow;
+	} listen;
+
+	struct {
+		struct cfg_strlist origins;
+		int allow_credentials;
+		long long max_age;
+	} cors;
+
+	struct {
+		char *level;
+		int access;
+	} log;
+
+	char *issuer;
+	char *state_dir;
+	struct cfg_strlist backends;
+	char *roles_file;
+
+	struct {
+		char *algorithm;
+		char *audience;
+		long long access_ttl;
+		long long refresh_ttl;
+		long long refresh_idle;
+		long long leeway;
+	} tokens;
+
+	struct {
+		struct cfg_strlist uri;
+		int starttls;
+		char *ca_file;
+		int insecure;
+		char *bind_dn;
+		char *bind_password_file;
+		char *user_base;
+		char *user_filter;
+		char *group_base;
+		char *group_filter;
+		char *group_name_attribute;
+		int memberof;
+		long long nested_depth;
+		char *attr_name;
+		char *attr_email;
+		long long network_timeout;
+		long long timeout;
+	} ldap;
+
+	struct {
+		char *service;
+	} pam;
+
+	struct {
+		char *path;
+	} file;
+
+	struct http_policy http; /* derived from listen and cors */
+
+	atomic_int refs; /* managed by cfg_acquire/cfg_release/cfg_swap */
+};
+
+/*
+ * Reads and validates path. On success returns 0 and a new struct in *r
+ * (refcount 1; release with cfg_release()). On failure returns -1 and
+ * writes "FILE:LINE: message" (or "FILE: message") into err.
+ */
+int cfg_load(const char *path, struct cfg **r, char *err, size_t errlen);
+
+/* Same, from a string; name is used in messages. For tests and fuzzing. */
+int cfg_load_string(const char *text, const char *name, struct cfg **r,
+    char *err, size_t errlen);
+
+/* 1 if the backends list names b ("ldap", "pam", "file"). */
+int cfg_has_backend(const struct cfg *c, const char *b);
+
+/*
+ * The current config. cfg_acquire() returns it with one more reference
+ * (NULL before the first cfg_swap()); cfg_release() drops one and frees the
+ * struct with the last. cfg_swap() installs c (taking over its reference)
+ * and drops the reference to the previous one. All are thread-safe.
+ */
+struct cfg *cfg_acquire(void);
+void cfg_release(struct cfg *c);
+void cfg_swap(struct cfg *c);
+
+#endif

@@ -1,0 +1,294 @@
+/*
+ * Request heads and bodies: smuggling shapes, caps, JSON, client address.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http.h"
+#include "util/net.h"
+
+/* Past the cap, a chunked body is read and dropped up to this many more
+ * bytes so the client gets its 413; beyond that the connection is cut. */
+#define DISCARD_MAX (1024 * 1024)
+
+const char *
+http_header(struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+struct xff_scan {
+	const char *last;
+};
+
+static enum MHD_Result
+xff_last(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct xff_scan *x = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "X-Forwarded-For") == 0 && value != NULL)
+		x->last = value;
+	return MHD_YES;
+}
+
+int
+http_client_addr(struct http_req *r)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct xff_scan x = { NULL };
+	char hop[INET6_ADDRSTRLEN + 8];
+	const char *p, *e;
+	unsigned char a[16];
+	size_t n;
+
+	ci = MHD_get_connection_info(r->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL ||
+	    net_sockaddr(ci->client_addr, r->peer_addr, r->client_ip,
+		sizeof(r->client_ip)) == -1)
+		return -1;
+	memcpy(r->client_addr, r->peer_addr, 16);
+	if (r->pol == NULL || r->pol->n_trusted_proxies == 0 ||
+	    !net_cidr_match(r->pol->trusted_proxies,
+		r->pol->n_trusted_proxies, r->peer_addr))
+		return 0;
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_last, &x);
+	if (x.last == NULL)
+		return 0;
+	/* The right-most hop is the one our trusted proxy appended. */
+	p = strrchr(x.last, ',');
+	p = p != NULL ? p + 1 : x.last;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	e = p + strlen(p);
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	n = (size_t)(e - p);
+	if (n == 0 || n >= sizeof(hop))
+		return 0;
+	memcpy(hop, p, n);
+	hop[n] = '\0';
+	if (net_addr_parse(hop, a) == -1)
+		return 0;
+	memcpy(r->client_addr, a, 16);
+	net_addr_text(a, r->client_ip, sizeof(r->client_ip));
+	return 0;
+}
+
+struct head_scan {
+	unsigned int n_cl;
+	unsigned int n_te;
+};
+
+static enum MHD_Result
+head_count(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct head_scan *h = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		h->n_cl++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		h->n_te++;
+	return MHD_YES;
+}
+
+int
+http_check_head(struct http_req *r, enum MHD_Result *ret)
+{
+	struct head_scan h = { 0, 0 };
+	const char *cl;
+	char *end;
+	unsigned long long v;
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, head_count, &h);
+	if (h.n_cl > 0 && h.n_te > 0) {
+		*ret = http_problem(r, 400,
+		    "Content-Length and Transfer-Encoding together", NULL);
+		return 1;
+	}
+	if (h.n_cl > 1 || h.n_te > 1) {
+		*ret = http_problem(r, 400, "repeated framing header", NULL);
+		return 1;
+	}
+	if (h.n_te == 1) {
+		const char *te = http_header(r, "Transfer-Encoding");
+
+		if (te == NULL || strcasecmp(te, "chunked") != 0) {
+			*ret = http_problem(r, 400,
+			    "unsupported Transfer-Encoding", NULL);
+			return 1;
+		}
+	}
+	cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL) {
+		if (!isdigit((unsigned char)*cl)) {
+			*ret = http_problem(r, 400, "invalid Content-Length",
+			    NULL);
+			return 1;
+		}
+		v = strtoull(cl, &end, 10);
+		if (*end != '\0') {
+			*ret = http_problem(r, 400, "invalid Content-Length",
+			    NULL);
+			return 1;
+		}
+		if (v > r->pol->max_body) {
+			*ret = http_problem(r, 413,
+			    "the request body is too large", NULL);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+http_is_json_type(struct http_req *r)
+{
+	const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *p;
+	size_t n;
+
+	if (ct == NULL)
+		return 0;
+	n = strcspn(ct, ";");
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n != 16 || strncasecmp(ct, "application/json", 16) != 0)
+		return 0;
+	p = ct + strcspn(ct, ";");
+	while (*p == ';') {
+		const char *q;
+		size_t m;
+
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		m = strcspn(p, ";");
+		q = p;
+		if (m >= 8 && strncasecmp(q, "charset=", 8) == 0) {
+			q += 8;
+			m -= 8;
+			if (m >= 2 && *q == '"' && q[m - 1] == '"') {
+				q++;
+				m -= 2;
+			}
+			while (m > 0 && (q[m - 1] == ' ' || q[m - 1] == '\t'))
+				m--;
+			if (!(m == 5 && strncasecmp(q, "utf-8", 5) == 0))
+				return 0;
+		}
+		p += strcspn(p, ";");
+	}
+	return 1;
+}
+
+int
+http_body_chunk(struct http_req *r, const char *data, size_t n)
+{
+	size_t cap = r->pol->max_body;
+
+	if (!r->body_too_large && n <= cap - r->body_len) {
+		if (r->body == NULL && (r->body = malloc(cap + 1)) == NULL)
+			return -1;
+		memcpy(r->body + r->body_len, data, n);
+		r->body_len += n;
+		r->body[r->body_len] = '\0';
+		return 0;
+	}
+	r->body_too_large = 1;
+	r->body_discarded += n;
+	return r->body_discarded > DISCARD_MAX ? -1 : 0;
+}
+
+int
+http_parse_json(struct http_req *r, enum MHD_Result *ret)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if (r->body_len == 0) {
+		*ret = http_problem(r, 400, "the request body is empty", NULL);
+		return -1;
+	}
+	if (memchr(r->body, '\0', r->body_len) != NULL) {
+		*ret = http_problem(r, 400, "the request body has a NUL byte",
+		    NULL);
+		return -1;
+	}
+	j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		*ret = http_problem(r, 400,
+		    "the request body is not valid JSON (or repeats a key)",
+		    NULL);
+		return -1;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		*ret = http_problem(r, 400,
+		    "the request body must be a JSON object", NULL);
+		return -1;
+	}
+	r->json = j;
+	return 0;
+}
+
+static const char *
+type_name(json_type t)
+{
+	switch (t) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+int
+http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
+    enum MHD_Result *ret)
+{
+	char detail[160];
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(r->json, key, v) {
+		for (i = 0; i < n; i++)
+			if (strcmp(key, f[i].name) == 0)
+				break;
+		if (i == n) {
+			*ret = http_problem(r, 400,
+			    "the request body has an unknown field", NULL);
+			return -1;
+		}
+		if (json_typeof(v) != f[i].type &&
+		    !(f[i].type == JSON_TRUE && json_is_boolean(v))) {
+			snprintf(detail, sizeof(detail), "'%s' must be %s",
+			    f[i].name, type_name(f[i].type));
+			*ret = http_problem(r, 400, detail, NULL);
+			return -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (f[i].required && json_object_get(r->json, f[i].name) ==
+		    NULL) {
+			snprintf(detail, sizeof(detail), "'%s' is missing",
+			    f[i].name);
+			*ret = http_problem(r, 400, detail, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
