@@ -54,8 +54,16 @@ obj        = $(patsubst %.c,$(B)/obj/%.o,$(1))
 CORE_OBJ  := $(call obj,$(CORE_SRC))
 DAEMON_OBJ:= $(call obj,$(DAEMON_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+HELPER_BIN:= $(B)/tests/echo_server
 
 DEPS_STAMP := $(B)/.deps-ok
+
+# make V=1 shows the full command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 
 .PHONY: all check unit integ asan demo install format format-check clean deps
 .DELETE_ON_ERROR:
@@ -78,26 +86,34 @@ endif
 
 $(B)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/libcore.a: $(CORE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(B)/emailauthd: $(DAEMON_OBJ) $(B)/libcore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/echo_server: $(B)/obj/tests/integ/echo_server.o $(B)/libcore.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(B)/libcore.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
 
-check: deps all $(UNIT_BIN)
+check: deps all $(UNIT_BIN) $(HELPER_BIN)
 	@$(MAKE) --no-print-directory B=$(B) SAN=$(SAN) unit integ
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integ: all
+integ: all $(HELPER_BIN)
 	cd tests/integ && EMAILAUTH_BUILD=$(abspath $(B)) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
 

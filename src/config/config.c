@@ -38,9 +38,9 @@ enum kind {
 	K_LIST,
 };
 
-#define F_REQ	 0x01 /* required when its group is in use */
+#define F_REQ    0x01 /* required when its group is in use */
 #define F_SECRET 0x02 /* a secret file: must exist, mode 0600 or stricter */
-#define F_FILE	 0x04 /* a file that must exist and be readable */
+#define F_FILE   0x04 /* a file that must exist and be readable */
 
 struct key {
 	const char *path;
@@ -52,97 +52,94 @@ struct key {
 };
 
 #define O(m) offsetof(struct cfg, m)
-#define GROUP(p)                         \
-	{                                \
+#define GROUP(p)                                \
+	{                                       \
 		p, K_GROUP, 0, 0, 0, 0, NULL, 0 \
 	}
-#define STR(p, m, def, fl)                   \
-	{                                    \
+#define STR(p, m, def, fl)                       \
+	{                                        \
 		p, K_STR, O(m), 0, 0, 0, def, fl \
 	}
-#define INT(p, m, lo, hi, def)                    \
-	{                                         \
+#define INT(p, m, lo, hi, def)                       \
+	{                                            \
 		p, K_INT, O(m), lo, hi, def, NULL, 0 \
 	}
-#define BOOL(p, m, def)                           \
-	{                                         \
+#define BOOL(p, m, def)                             \
+	{                                           \
 		p, K_BOOL, O(m), 0, 1, def, NULL, 0 \
 	}
-#define LIST(p, m, fl)                          \
-	{                                       \
+#define LIST(p, m, fl)                             \
+	{                                          \
 		p, K_LIST, O(m), 0, 0, 0, NULL, fl \
 	}
 
 static const struct key keys[] = {
-	GROUP("listen"),
-	STR("listen.address", listen.address, "127.0.0.1", 0),
-	INT("listen.port", listen.port, 0, 65535, 8080),
-	GROUP("listen.tls"),
-	STR("listen.tls.cert", listen.tls_cert, NULL, F_REQ | F_FILE),
-	STR("listen.tls.key", listen.tls_key, NULL, F_REQ | F_SECRET),
-	LIST("listen.trusted_proxies", listen.trusted_proxies_text, 0),
-	INT("listen.max_body", listen.max_body, 256, 1048576, 8192),
-	INT("listen.max_header_bytes", listen.max_header_bytes, 4096, 1048576,
-	    16384),
-	INT("listen.max_connections", listen.max_connections, 8, 100000,
-	    1000),
-	INT("listen.per_ip_connections", listen.per_ip_connections, 1, 100000,
-	    32),
-	INT("listen.timeout", listen.timeout, 1, 3600, 15),
-	INT("listen.threads", listen.threads, 0, 256, 0),
-	BOOL("listen.behind_tls", listen.behind_tls, 0),
-	LIST("listen.metrics_allow", listen.metrics_allow_text, 0),
+    GROUP("listen"),
+    STR("listen.address", listen.address, "127.0.0.1", 0),
+    INT("listen.port", listen.port, 0, 65535, 8080),
+    GROUP("listen.tls"),
+    STR("listen.tls.cert", listen.tls_cert, NULL, F_REQ | F_FILE),
+    STR("listen.tls.key", listen.tls_key, NULL, F_REQ | F_SECRET),
+    LIST("listen.trusted_proxies", listen.trusted_proxies_text, 0),
+    INT("listen.max_body", listen.max_body, 256, 1048576, 8192),
+    INT("listen.max_header_bytes", listen.max_header_bytes, 4096, 1048576,
+	16384),
+    INT("listen.max_connections", listen.max_connections, 8, 100000, 1000),
+    INT("listen.per_ip_connections", listen.per_ip_connections, 1, 100000, 32),
+    INT("listen.timeout", listen.timeout, 1, 3600, 15),
+    INT("listen.threads", listen.threads, 0, 256, 0),
+    BOOL("listen.behind_tls", listen.behind_tls, 0),
+    LIST("listen.metrics_allow", listen.metrics_allow_text, 0),
 
-	GROUP("cors"),
-	LIST("cors.origins", cors.origins, 0),
-	BOOL("cors.allow_credentials", cors.allow_credentials, 0),
-	INT("cors.max_age", cors.max_age, 0, 86400, 600),
+    GROUP("cors"),
+    LIST("cors.origins", cors.origins, 0),
+    BOOL("cors.allow_credentials", cors.allow_credentials, 0),
+    INT("cors.max_age", cors.max_age, 0, 86400, 600),
 
-	GROUP("log"),
-	STR("log.level", log.level, "info", 0),
-	BOOL("log.access", log.access, 1),
+    GROUP("log"),
+    STR("log.level", log.level, "info", 0),
+    BOOL("log.access", log.access, 1),
 
-	STR("issuer", issuer, NULL, F_REQ),
-	STR("state_dir", state_dir, "/var/lib/emailauth", 0),
-	LIST("backends", backends, F_REQ),
-	STR("roles_file", roles_file, "/etc/emailauth/roles.conf", F_FILE),
+    STR("issuer", issuer, NULL, F_REQ),
+    STR("state_dir", state_dir, "/var/lib/emailauth", 0),
+    LIST("backends", backends, F_REQ),
+    STR("roles_file", roles_file, "/etc/emailauth/roles.conf", F_FILE),
 
-	GROUP("tokens"),
-	STR("tokens.algorithm", tokens.algorithm, "ES256", 0),
-	STR("tokens.audience", tokens.audience, NULL, F_REQ),
-	INT("tokens.access_ttl", tokens.access_ttl, 30, 86400, 300),
-	INT("tokens.refresh_ttl", tokens.refresh_ttl, 60, 31536000, 28800),
-	INT("tokens.refresh_idle", tokens.refresh_idle, 60, 31536000, 3600),
-	INT("tokens.leeway", tokens.leeway, 0, 300, 30),
+    GROUP("tokens"),
+    STR("tokens.algorithm", tokens.algorithm, "ES256", 0),
+    STR("tokens.audience", tokens.audience, NULL, F_REQ),
+    INT("tokens.access_ttl", tokens.access_ttl, 30, 86400, 300),
+    INT("tokens.refresh_ttl", tokens.refresh_ttl, 60, 31536000, 28800),
+    INT("tokens.refresh_idle", tokens.refresh_idle, 60, 31536000, 3600),
+    INT("tokens.leeway", tokens.leeway, 0, 300, 30),
 
-	GROUP("ldap"),
-	LIST("ldap.uri", ldap.uri, F_REQ),
-	BOOL("ldap.starttls", ldap.starttls, 1),
-	STR("ldap.ca_file", ldap.ca_file, NULL, F_FILE),
-	BOOL("ldap.insecure", ldap.insecure, 0),
-	STR("ldap.bind_dn", ldap.bind_dn, NULL, 0),
-	STR("ldap.bind_password_file", ldap.bind_password_file, NULL,
-	    F_SECRET),
-	STR("ldap.user_base", ldap.user_base, NULL, F_REQ),
-	STR("ldap.user_filter", ldap.user_filter,
-	    "(&(objectClass=inetOrgPerson)(uid={username}))", 0),
-	STR("ldap.group_base", ldap.group_base, NULL, 0),
-	STR("ldap.group_filter", ldap.group_filter,
-	    "(&(objectClass=groupOfNames)(member={dn}))", 0),
-	STR("ldap.group_name_attribute", ldap.group_name_attribute, "cn", 0),
-	BOOL("ldap.memberof", ldap.memberof, 1),
-	INT("ldap.nested_depth", ldap.nested_depth, 0, 10, 3),
-	GROUP("ldap.attributes"),
-	STR("ldap.attributes.name", ldap.attr_name, "displayName", 0),
-	STR("ldap.attributes.email", ldap.attr_email, "mail", 0),
-	INT("ldap.network_timeout", ldap.network_timeout, 1, 60, 3),
-	INT("ldap.timeout", ldap.timeout, 1, 120, 5),
+    GROUP("ldap"),
+    LIST("ldap.uri", ldap.uri, F_REQ),
+    BOOL("ldap.starttls", ldap.starttls, 1),
+    STR("ldap.ca_file", ldap.ca_file, NULL, F_FILE),
+    BOOL("ldap.insecure", ldap.insecure, 0),
+    STR("ldap.bind_dn", ldap.bind_dn, NULL, 0),
+    STR("ldap.bind_password_file", ldap.bind_password_file, NULL, F_SECRET),
+    STR("ldap.user_base", ldap.user_base, NULL, F_REQ),
+    STR("ldap.user_filter", ldap.user_filter,
+	"(&(objectClass=inetOrgPerson)(uid={username}))", 0),
+    STR("ldap.group_base", ldap.group_base, NULL, 0),
+    STR("ldap.group_filter", ldap.group_filter,
+	"(&(objectClass=groupOfNames)(member={dn}))", 0),
+    STR("ldap.group_name_attribute", ldap.group_name_attribute, "cn", 0),
+    BOOL("ldap.memberof", ldap.memberof, 1),
+    INT("ldap.nested_depth", ldap.nested_depth, 0, 10, 3),
+    GROUP("ldap.attributes"),
+    STR("ldap.attributes.name", ldap.attr_name, "displayName", 0),
+    STR("ldap.attributes.email", ldap.attr_email, "mail", 0),
+    INT("ldap.network_timeout", ldap.network_timeout, 1, 60, 3),
+    INT("ldap.timeout", ldap.timeout, 1, 120, 5),
 
-	GROUP("pam"),
-	STR("pam.service", pam.service, "emailauth", 0),
+    GROUP("pam"),
+    STR("pam.service", pam.service, "emailauth", 0),
 
-	GROUP("file"),
-	STR("file.path", file.path, NULL, F_REQ | F_SECRET),
+    GROUP("file"),
+    STR("file.path", file.path, NULL, F_REQ | F_SECRET),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -227,7 +224,8 @@ prescan(struct loader *ld, const char *t, size_t n)
 			for (i += 2; i < n; i++) {
 				if (t[i] == '\n')
 					line++;
-				if (t[i] == '*' && i + 1 < n && t[i + 1] == '/') {
+				if (t[i] == '*' && i + 1 < n &&
+				    t[i + 1] == '/') {
 					i += 2;
 					break;
 				}
@@ -274,12 +272,11 @@ prescan(struct loader *ld, const char *t, size_t n)
 					dv = (unsigned int)(d - 'a' + 10);
 				else if (hex && d >= 'A' && d <= 'F')
 					dv = (unsigned int)(d - 'A' + 10);
-				else if (!hex && (d == '.' || d == 'e' ||
-						     d == 'E')) {
+				else if (!hex &&
+				    (d == '.' || d == 'e' || d == 'E')) {
 					isfloat = 1;
 					continue;
-				} else if (isfloat &&
-				    (d == '+' || d == '-') &&
+				} else if (isfloat && (d == '+' || d == '-') &&
 				    (t[j - 1] == 'e' || t[j - 1] == 'E'))
 					continue;
 				else
@@ -295,8 +292,8 @@ prescan(struct loader *ld, const char *t, size_t n)
 				islong = 1;
 				j++;
 			}
-			lim = islong ? (unsigned long long)INT64_MAX :
-					(unsigned long long)INT_MAX;
+			lim = islong ? (unsigned long long)INT64_MAX
+				     : (unsigned long long)INT_MAX;
 			if (!isfloat && (over || v > lim)) {
 				fail(ld, line, "number %.*s is out of range",
 				    (int)(j - i > 40 ? 40 : j - i), t + i);
@@ -346,8 +343,7 @@ store(struct loader *ld, const struct key *k, const config_setting_t *s,
 			fail(ld, line, "'%s' must be a string", path);
 			return -1;
 		}
-		if ((*(char **)field(ld->c, k) = copy_str(ld, s, path)) ==
-		    NULL)
+		if ((*(char **)field(ld->c, k) = copy_str(ld, s, path)) == NULL)
 			return -1;
 		return 0;
 	case K_INT:
@@ -382,13 +378,14 @@ store(struct loader *ld, const struct key *k, const config_setting_t *s,
 			return -1;
 		}
 		l = field(ld->c, k);
-		if (n > 0 && (l->v = calloc((size_t)n, sizeof(char *))) == NULL) {
+		if (n > 0 &&
+		    (l->v = calloc((size_t)n, sizeof(char *))) == NULL) {
 			fail(ld, 0, "out of memory");
 			return -1;
 		}
 		for (i = 0; i < n; i++) {
-			const config_setting_t *e = config_setting_get_elem(s,
-			    (unsigned int)i);
+			const config_setting_t *e =
+			    config_setting_get_elem(s, (unsigned int)i);
 
 			if (config_setting_type(e) != CONFIG_TYPE_STRING ||
 			    *config_setting_get_string(e) == '\0') {
@@ -417,8 +414,8 @@ walk(struct loader *ld, const config_setting_t *group, const char *prefix)
 	int i, n = config_setting_length(group);
 
 	for (i = 0; i < n; i++) {
-		const config_setting_t *s = config_setting_get_elem(group,
-		    (unsigned int)i);
+		const config_setting_t *s =
+		    config_setting_get_elem(group, (unsigned int)i);
 		const char *name = config_setting_name(s);
 		int line = config_setting_source_line(s);
 		int w;
@@ -549,8 +546,7 @@ check_files(struct loader *ld)
 			continue;
 		if (k->flags & F_SECRET) {
 			if (sec_file_mode_ok(p, msg, sizeof(msg)) == -1) {
-				fail(ld, ld->line[i], "'%s': %s", k->path,
-				    msg);
+				fail(ld, ld->line[i], "'%s': %s", k->path, msg);
 				return -1;
 			}
 		} else if (stat(p, &st) == -1 || !S_ISREG(st.st_mode) ||
@@ -620,7 +616,7 @@ validate(struct loader *ld)
 		&c->listen.trusted_proxies, "listen.trusted_proxies") == -1)
 		return -1;
 	if (line_of(ld, "listen.metrics_allow") == 0) {
-		static const char *const def[] = { "127.0.0.0/8", "::1/128" };
+		static const char *const def[] = {"127.0.0.0/8", "::1/128"};
 
 		c->listen.metrics_allow_text.v = calloc(2, sizeof(char *));
 		if (c->listen.metrics_allow_text.v == NULL)
@@ -801,10 +797,10 @@ cfg_free(struct cfg *c)
 }
 
 static int
-load_text(const char *text, const char *name, const char *dir,
-    struct cfg **r, char *err, size_t errlen)
+load_text(const char *text, const char *name, const char *dir, struct cfg **r,
+    char *err, size_t errlen)
 {
-	struct loader ld = { 0 };
+	struct loader ld = {0};
 	config_t lc;
 	int ret = -1;
 
@@ -816,8 +812,7 @@ load_text(const char *text, const char *name, const char *dir,
 	if (prescan(&ld, text, strlen(text)) == -1)
 		goto out;
 	if (config_read_string(&lc, text) != CONFIG_TRUE) {
-		fail(&ld, config_error_line(&lc), "%s",
-		    config_error_text(&lc));
+		fail(&ld, config_error_line(&lc), "%s", config_error_text(&lc));
 		goto out;
 	}
 	if ((ld.c = calloc(1, sizeof(*ld.c))) == NULL ||
@@ -839,8 +834,8 @@ out:
 }
 
 int
-cfg_load_string(const char *text, const char *name, struct cfg **r,
-    char *err, size_t errlen)
+cfg_load_string(const char *text, const char *name, struct cfg **r, char *err,
+    size_t errlen)
 {
 	return load_text(text, name, NULL, r, err, errlen);
 }
@@ -854,8 +849,8 @@ cfg_load(const char *path, struct cfg **r, char *err, size_t errlen)
 	int ret = -1;
 
 	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	if ((text = malloc(CFG_FILE_MAX + 1)) == NULL) {
@@ -864,8 +859,8 @@ cfg_load(const char *path, struct cfg **r, char *err, size_t errlen)
 	}
 	n = fread(text, 1, CFG_FILE_MAX + 1, f);
 	if (ferror(f)) {
-		snprintf(err, errlen, "%s: cannot read: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		goto out;
 	}
 	if (n > CFG_FILE_MAX) {

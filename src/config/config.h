@@ -42,7 +42,7 @@ struct cfg {
 		long long per_ip_connections;
 		long long timeout;
 		long long threads; /* 0: one per CPU */
-		int behind_tls;	   /* send HSTS although we serve HTTP */
+		int behind_tls;    /* send HSTS although we serve HTTP */
 		struct cfg_strlist metrics_allow_text;
 		struct cfg_cidrs metrics_allow;
 	} listen;

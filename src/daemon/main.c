@@ -23,16 +23,16 @@
 #define EA_VERSION "0.1.0"
 #endif
 
-#define DEFAULT_CONFIG	  "/etc/emailauth/emailauthd.conf"
+#define DEFAULT_CONFIG    "/etc/emailauth/emailauthd.conf"
 #define SHUTDOWN_GRACE_MS 5000
-#define PEM_MAX		  (64 * 1024)
+#define PEM_MAX           (64 * 1024)
 
 struct http_server *daemon_http;
 
 static const struct http_route routes[] = {
-	{ "GET", "/healthz", 0, route_healthz },
-	{ "GET", "/readyz", 0, route_readyz },
-	{ "GET", "/metrics", 0, route_metrics },
+    {"GET", "/healthz", 0, route_healthz},
+    {"GET", "/readyz", 0, route_readyz},
+    {"GET", "/metrics", 0, route_metrics},
 };
 
 static void
@@ -194,7 +194,7 @@ reload(const char *path)
 static void
 shutdown_gracefully(void)
 {
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	struct timespec ts = {0, 20 * 1000 * 1000};
 	int waited = 0;
 
 	http_server_quiesce(daemon_http);
@@ -312,8 +312,7 @@ main(int argc, char **argv)
 		}
 		break;
 	}
-	log_event(LOG_INFO, "stopping", LS("signal", strsignal(sig)),
-	    LOG_END);
+	log_event(LOG_INFO, "stopping", LS("signal", strsignal(sig)), LOG_END);
 	shutdown_gracefully();
 	free(cert);
 	cfg_swap(NULL);

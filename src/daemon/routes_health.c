@@ -12,8 +12,8 @@ route_healthz(struct http_req *r)
 {
 	static const char body[] = "{\"status\":\"ok\"}";
 
-	return http_reply(r, 200, "application/json", body, sizeof(body) - 1,
-	    NULL);
+	return http_reply(
+	    r, 200, "application/json", body, sizeof(body) - 1, NULL);
 }
 
 enum MHD_Result
@@ -26,10 +26,9 @@ route_readyz(struct http_req *r)
 	 * answers and a directory server is up. */
 	if (access(c->state_dir, R_OK | W_OK | X_OK) == -1)
 		return http_problem(r, 503, "not ready",
-		    (struct http_header[]) { { "Retry-After", "5" },
-			{ NULL, NULL } });
-	return http_reply(r, 200, "application/json", body, sizeof(body) - 1,
-	    NULL);
+		    (struct http_header[]){{"Retry-After", "5"}, {NULL, NULL}});
+	return http_reply(
+	    r, 200, "application/json", body, sizeof(body) - 1, NULL);
 }
 
 enum MHD_Result
@@ -39,10 +38,11 @@ route_metrics(struct http_req *r)
 	enum MHD_Result ret;
 	char *text;
 
-	if (!net_cidr_match(c->listen.metrics_allow.v, c->listen.metrics_allow.n,
-		r->client_addr))
-		return http_problem(r, 403, "metrics are not served to this "
-					    "address",
+	if (!net_cidr_match(c->listen.metrics_allow.v,
+		c->listen.metrics_allow.n, r->client_addr))
+		return http_problem(r, 403,
+		    "metrics are not served to this "
+		    "address",
 		    NULL);
 	if ((text = http_server_metrics(daemon_http)) == NULL)
 		return http_problem(r, 500, NULL, NULL);

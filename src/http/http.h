@@ -43,8 +43,8 @@ struct http_route {
  */
 struct http_req {
 	struct MHD_Connection *conn;
-	const struct http_policy *pol; /* set by the server's begin hook */
-	void *app;		       /* the application's per-request data */
+	const struct http_policy *pol;  /* set by the server's begin hook */
+	void *app;                      /* the application's per-request data */
 	const struct http_route *route; /* NULL: no route for the path */
 	int route_idx;
 	const char *method;
@@ -57,7 +57,7 @@ struct http_req {
 	size_t body_len;
 	size_t body_discarded;
 	int body_too_large;
-	json_t *json; /* the parsed body of HTTP_JSON routes */
+	json_t *json;        /* the parsed body of HTTP_JSON routes */
 	unsigned int status; /* what was answered; 0 until then */
 	int responded;
 	struct timespec start;
@@ -144,8 +144,8 @@ struct http_field {
  * Checks r->json has only the n fields described, each of its type, the
  * required ones present. Returns 0, or -1 after answering 400.
  */
-int http_check_fields(struct http_req *r, const struct http_field *f,
-    size_t n, enum MHD_Result *ret);
+int http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
+    enum MHD_Result *ret);
 
 /* The value of request header name (first of several), or NULL. */
 const char *http_header(struct http_req *r, const char *name);

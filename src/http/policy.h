@@ -16,10 +16,10 @@ struct http_policy {
 	size_t n_trusted_proxies;
 	char *const *cors_origins; /* exact origins, compared byte for byte */
 	size_t n_cors_origins;
-	int cors_credentials;	 /* Access-Control-Allow-Credentials: true */
-	long long cors_max_age;	 /* preflight cache, seconds */
-	int hsts;		 /* send Strict-Transport-Security */
-	size_t max_body;	 /* request bodies above this: 413 */
+	int cors_credentials;   /* Access-Control-Allow-Credentials: true */
+	long long cors_max_age; /* preflight cache, seconds */
+	int hsts;               /* send Strict-Transport-Security */
+	size_t max_body;        /* request bodies above this: 413 */
 };
 
 #endif

@@ -24,8 +24,7 @@ struct xff_scan {
 };
 
 static enum MHD_Result
-xff_last(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+xff_last(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct xff_scan *x = cls;
 
@@ -39,22 +38,22 @@ int
 http_client_addr(struct http_req *r)
 {
 	const union MHD_ConnectionInfo *ci;
-	struct xff_scan x = { NULL };
+	struct xff_scan x = {NULL};
 	char hop[INET6_ADDRSTRLEN + 8];
 	const char *p, *e;
 	unsigned char a[16];
 	size_t n;
 
-	ci = MHD_get_connection_info(r->conn,
-	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	ci = MHD_get_connection_info(
+	    r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL ||
 	    net_sockaddr(ci->client_addr, r->peer_addr, r->client_ip,
 		sizeof(r->client_ip)) == -1)
 		return -1;
 	memcpy(r->client_addr, r->peer_addr, 16);
 	if (r->pol == NULL || r->pol->n_trusted_proxies == 0 ||
-	    !net_cidr_match(r->pol->trusted_proxies,
-		r->pol->n_trusted_proxies, r->peer_addr))
+	    !net_cidr_match(r->pol->trusted_proxies, r->pol->n_trusted_proxies,
+		r->peer_addr))
 		return 0;
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_last, &x);
 	if (x.last == NULL)
@@ -85,8 +84,8 @@ struct head_scan {
 };
 
 static enum MHD_Result
-head_count(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+head_count(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct head_scan *h = cls;
 
@@ -102,7 +101,7 @@ head_count(void *cls, enum MHD_ValueKind kind, const char *key,
 int
 http_check_head(struct http_req *r, enum MHD_Result *ret)
 {
-	struct head_scan h = { 0, 0 };
+	struct head_scan h = {0, 0};
 	const char *cl;
 	char *end;
 	unsigned long long v;
@@ -121,27 +120,27 @@ http_check_head(struct http_req *r, enum MHD_Result *ret)
 		const char *te = http_header(r, "Transfer-Encoding");
 
 		if (te == NULL || strcasecmp(te, "chunked") != 0) {
-			*ret = http_problem(r, 400,
-			    "unsupported Transfer-Encoding", NULL);
+			*ret = http_problem(
+			    r, 400, "unsupported Transfer-Encoding", NULL);
 			return 1;
 		}
 	}
 	cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl != NULL) {
 		if (!isdigit((unsigned char)*cl)) {
-			*ret = http_problem(r, 400, "invalid Content-Length",
-			    NULL);
+			*ret = http_problem(
+			    r, 400, "invalid Content-Length", NULL);
 			return 1;
 		}
 		v = strtoull(cl, &end, 10);
 		if (*end != '\0') {
-			*ret = http_problem(r, 400, "invalid Content-Length",
-			    NULL);
+			*ret = http_problem(
+			    r, 400, "invalid Content-Length", NULL);
 			return 1;
 		}
 		if (v > r->pol->max_body) {
-			*ret = http_problem(r, 413,
-			    "the request body is too large", NULL);
+			*ret = http_problem(
+			    r, 413, "the request body is too large", NULL);
 			return 1;
 		}
 	}
@@ -218,8 +217,8 @@ http_parse_json(struct http_req *r, enum MHD_Result *ret)
 		return -1;
 	}
 	if (memchr(r->body, '\0', r->body_len) != NULL) {
-		*ret = http_problem(r, 400, "the request body has a NUL byte",
-		    NULL);
+		*ret = http_problem(
+		    r, 400, "the request body has a NUL byte", NULL);
 		return -1;
 	}
 	j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -231,8 +230,8 @@ http_parse_json(struct http_req *r, enum MHD_Result *ret)
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		*ret = http_problem(r, 400,
-		    "the request body must be a JSON object", NULL);
+		*ret = http_problem(
+		    r, 400, "the request body must be a JSON object", NULL);
 		return -1;
 	}
 	r->json = j;
@@ -243,14 +242,21 @@ static const char *
 type_name(json_type t)
 {
 	switch (t) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number";
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
 	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "?";
 }
@@ -264,7 +270,8 @@ http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
 	json_t *v;
 	size_t i;
 
-	json_object_foreach(r->json, key, v) {
+	json_object_foreach(r->json, key, v)
+	{
 		for (i = 0; i < n; i++)
 			if (strcmp(key, f[i].name) == 0)
 				break;
@@ -282,8 +289,8 @@ http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
 		}
 	}
 	for (i = 0; i < n; i++) {
-		if (f[i].required && json_object_get(r->json, f[i].name) ==
-		    NULL) {
+		if (f[i].required &&
+		    json_object_get(r->json, f[i].name) == NULL) {
 			snprintf(detail, sizeof(detail), "'%s' is missing",
 			    f[i].name);
 			*ret = http_problem(r, 400, detail, NULL);

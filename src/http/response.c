@@ -7,21 +7,20 @@
 #include "http/http.h"
 
 static const struct http_header security_headers[] = {
-	{ "Content-Security-Policy",
-	    "default-src 'none'; frame-ancestors 'none'" },
-	{ "X-Content-Type-Options", "nosniff" },
-	{ "X-Frame-Options", "DENY" },
-	{ "Referrer-Policy", "no-referrer" },
-	{ "Cache-Control", "no-store" },
-	{ "Cross-Origin-Opener-Policy", "same-origin" },
-	{ "Cross-Origin-Resource-Policy", "same-origin" },
-	{ "Permissions-Policy",
-	    "accelerometer=(), camera=(), display-capture=(), "
-	    "geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
-	    "midi=(), payment=(), publickey-credentials-get=(), usb=()" },
-	/* The old XSS auditor could itself be abused; turn it off. */
-	{ "X-XSS-Protection", "0" },
-	{ NULL, NULL },
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Cache-Control", "no-store"},
+    {"Cross-Origin-Opener-Policy", "same-origin"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+    {"Permissions-Policy",
+	"accelerometer=(), camera=(), display-capture=(), "
+	"geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+	"midi=(), payment=(), publickey-credentials-get=(), usb=()"},
+    /* The old XSS auditor could itself be abused; turn it off. */
+    {"X-XSS-Protection", "0"},
+    {NULL, NULL},
 };
 
 #define HSTS "max-age=31536000; includeSubDomains"
@@ -30,25 +29,44 @@ const char *
 http_status_text(unsigned int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 428: return "Precondition Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 428:
+		return "Precondition Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Error";
 	}
 }
 
@@ -79,17 +97,17 @@ http_decorate(struct MHD_Response *resp, struct MHD_Connection *conn,
 	for (h = security_headers; h->name != NULL; h++)
 		MHD_add_response_header(resp, h->name, h->value);
 	if (pol != NULL && pol->hsts)
-		MHD_add_response_header(resp, "Strict-Transport-Security",
-		    HSTS);
+		MHD_add_response_header(
+		    resp, "Strict-Transport-Security", HSTS);
 	if (request_id != NULL)
 		MHD_add_response_header(resp, "X-Request-Id", request_id);
 	MHD_add_response_header(resp, "Vary", "Origin");
 	if (conn != NULL && (origin = allowed_origin(conn, pol)) != NULL) {
-		MHD_add_response_header(resp, "Access-Control-Allow-Origin",
-		    origin);
+		MHD_add_response_header(
+		    resp, "Access-Control-Allow-Origin", origin);
 		if (pol->cors_credentials)
-			MHD_add_response_header(resp,
-			    "Access-Control-Allow-Credentials", "true");
+			MHD_add_response_header(
+			    resp, "Access-Control-Allow-Credentials", "true");
 		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
 		    "Retry-After, RateLimit-Limit, RateLimit-Remaining, "
 		    "RateLimit-Reset, WWW-Authenticate, X-Request-Id, ETag");
@@ -103,13 +121,13 @@ http_reply(struct http_req *r, unsigned int status, const char *ctype,
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
-	    MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(
+	    len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
 	if (ctype != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    ctype);
+		MHD_add_response_header(
+		    resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	http_decorate(resp, r->conn, r->pol, r->id);
 	for (; extra != NULL && extra->name != NULL; extra++)
 		MHD_add_response_header(resp, extra->name, extra->value);
@@ -145,9 +163,9 @@ http_problem(struct http_req *r, unsigned int status, const char *detail,
 	enum MHD_Result ret;
 
 	o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
-	    "title", http_status_text(status), "status", (int)status,
-	    "detail", detail != NULL ? detail : http_status_text(status),
-	    "request_id", r->id);
+	    "title", http_status_text(status), "status", (int)status, "detail",
+	    detail != NULL ? detail : http_status_text(status), "request_id",
+	    r->id);
 	if (o == NULL)
 		return MHD_NO;
 	{
@@ -156,8 +174,8 @@ http_problem(struct http_req *r, unsigned int status, const char *detail,
 		json_decref(o);
 		if (s == NULL)
 			return MHD_NO;
-		ret = http_reply(r, status, "application/problem+json", s,
-		    strlen(s), extra);
+		ret = http_reply(
+		    r, status, "application/problem+json", s, strlen(s), extra);
 		free(s);
 	}
 	return ret;

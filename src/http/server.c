@@ -20,12 +20,12 @@
 #include "util/net.h"
 #include "util/sec.h"
 
-static const unsigned int statuses[] = { 200, 201, 204, 400, 401, 403, 404,
-	405, 409, 412, 413, 415, 429, 500, 503, 0 };
+static const unsigned int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
+    409, 412, 413, 415, 429, 500, 503, 0};
 #define N_STATUS (sizeof(statuses) / sizeof(statuses[0]))
 
-static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+static const double buckets[] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 #define N_BUCKET (sizeof(buckets) / sizeof(buckets[0]))
 
 struct route_metrics {
@@ -80,8 +80,8 @@ method_matches(const struct http_route *rt, const char *method)
 
 /* Route lookup: 1 found (*idx), 0 path known but not the method, -1 none. */
 static int
-route_find(const struct http_server *s, const char *method, const char *url,
-    int *idx)
+route_find(
+    const struct http_server *s, const char *method, const char *url, int *idx)
 {
 	size_t i;
 	int path_known = 0;
@@ -100,8 +100,7 @@ route_find(const struct http_server *s, const char *method, const char *url,
 
 /* "GET, HEAD, OPTIONS" etc. for the path. */
 static void
-allow_list(const struct http_server *s, const char *url, char *buf,
-    size_t len)
+allow_list(const struct http_server *s, const char *url, char *buf, size_t len)
 {
 	size_t i, o = 0;
 	int w;
@@ -137,15 +136,14 @@ preflight(struct http_server *s, struct http_req *r)
 	allow_list(s, r->url, allow, sizeof(allow));
 	if (route_find(s, want, r->url, &r->route_idx) != 1)
 		return http_problem(r, 405, "method not allowed",
-		    (struct http_header[]) { { "Allow", allow },
-			{ NULL, NULL } });
+		    (struct http_header[]){{"Allow", allow}, {NULL, NULL}});
 	snprintf(age, sizeof(age), "%lld", r->pol->cors_max_age);
 	return http_reply(r, 204, NULL, "", 0,
-	    (struct http_header[]) { { "Access-Control-Allow-Methods", allow },
-		{ "Access-Control-Allow-Headers",
+	    (struct http_header[]){{"Access-Control-Allow-Methods", allow},
+		{"Access-Control-Allow-Headers",
 		    "Authorization, Content-Type, If-Match, "
-		    "X-Required-Permission" },
-		{ "Access-Control-Max-Age", age }, { NULL, NULL } });
+		    "X-Required-Permission"},
+		{"Access-Control-Max-Age", age}, {NULL, NULL}});
 }
 
 static enum MHD_Result
@@ -156,8 +154,8 @@ dispatch(struct http_server *s, struct http_req *r)
 	int found;
 
 	if (r->body_too_large)
-		return http_problem(r, 413, "the request body is too large",
-		    NULL);
+		return http_problem(
+		    r, 413, "the request body is too large", NULL);
 	if (strcmp(r->method, "OPTIONS") == 0) {
 		if (route_find(s, "GET", r->url, &r->route_idx) == -1 &&
 		    route_find(s, "POST", r->url, &r->route_idx) == -1 &&
@@ -171,8 +169,7 @@ dispatch(struct http_server *s, struct http_req *r)
 			return preflight(s, r);
 		allow_list(s, r->url, allow, sizeof(allow));
 		return http_reply(r, 204, NULL, "", 0,
-		    (struct http_header[]) { { "Allow", allow },
-			{ NULL, NULL } });
+		    (struct http_header[]){{"Allow", allow}, {NULL, NULL}});
 	}
 	found = route_find(s, r->method, r->url, &r->route_idx);
 	if (found == -1) {
@@ -183,16 +180,15 @@ dispatch(struct http_server *s, struct http_req *r)
 		r->route_idx = -1;
 		allow_list(s, r->url, allow, sizeof(allow));
 		return http_problem(r, 405, "method not allowed",
-		    (struct http_header[]) { { "Allow", allow },
-			{ NULL, NULL } });
+		    (struct http_header[]){{"Allow", allow}, {NULL, NULL}});
 	}
 	r->route = &s->o.routes[r->route_idx];
 	if (r->route->flags & HTTP_JSON) {
 		if (http_parse_json(r, &ret) == -1)
 			return ret;
 	} else if (r->body_len > 0 || r->body_discarded > 0) {
-		return http_problem(r, 400, "this resource takes no body",
-		    NULL);
+		return http_problem(
+		    r, 400, "this resource takes no body", NULL);
 	}
 	return r->route->handler(r);
 }
@@ -200,8 +196,8 @@ dispatch(struct http_server *s, struct http_req *r)
 static void
 new_id(struct http_server *s, char *id)
 {
-	unsigned long long n = atomic_fetch_add_explicit(&s->next_id, 1,
-	    memory_order_relaxed);
+	unsigned long long n =
+	    atomic_fetch_add_explicit(&s->next_id, 1, memory_order_relaxed);
 
 	snprintf(id, HTTP_ID_LEN, "%08x%08x", s->id_prefix,
 	    (unsigned int)(n & 0xffffffffu));
@@ -227,8 +223,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->route_idx = -1;
 		new_id(s, r->id);
 		*con_cls = r;
-		atomic_fetch_add_explicit(&s->inflight, 1,
-		    memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &s->inflight, 1, memory_order_relaxed);
 		s->o.begin(r, s->o.cls);
 		if (r->pol == NULL || http_client_addr(r) == -1)
 			return MHD_NO;
@@ -241,8 +237,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		    (s->o.routes[r->route_idx].flags & HTTP_JSON) &&
 		    !http_is_json_type(r)) {
 			return http_problem(r, 415,
-			    "the request body must be application/json",
-			    NULL);
+			    "the request body must be application/json", NULL);
 		}
 		return MHD_YES;
 	}
@@ -275,8 +270,8 @@ record(struct http_server *s, struct http_req *r, double secs)
 		if (secs <= buckets[i])
 			break;
 	atomic_fetch_add_explicit(&m->bucket[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&m->sum_us,
-	    (unsigned long long)(secs * 1e6), memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &m->sum_us, (unsigned long long)(secs * 1e6), memory_order_relaxed);
 }
 
 static void
@@ -302,9 +297,9 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    LS("method", r->method), LS("path", r->url),
 		    LI("status", r->status), LD("seconds", secs),
 		    LS("client", r->client_ip),
-		    LS("outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ?
-			    "completed" :
-			    "aborted"),
+		    LS("outcome",
+			toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed"
+								   : "aborted"),
 		    LOG_END);
 	if (s->o.end != NULL)
 		s->o.end(r, s->o.cls);
@@ -325,14 +320,14 @@ http_server_start(const struct http_server_opts *o, char *err, size_t errlen)
 	const union MHD_DaemonInfo *di;
 	long ncpu;
 	struct MHD_OptionItem tls_opts[] = {
-		{ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)o->tls_cert_pem },
-		{ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)o->tls_key_pem },
-		{ MHD_OPTION_HTTPS_PRIORITIES, 0,
-		    (void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
-					"+VERS-TLS1.2" },
-		{ MHD_OPTION_END, 0, NULL },
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)o->tls_cert_pem},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)o->tls_key_pem},
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0,
+		(void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
+				    "+VERS-TLS1.2"},
+	    {MHD_OPTION_END, 0, NULL},
 	};
-	struct MHD_OptionItem no_opts[] = { { MHD_OPTION_END, 0, NULL } };
+	struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
 
 	memset(&ss, 0, sizeof(ss));
 	if (net_addr_parse(o->address, a) == -1) {
@@ -482,7 +477,7 @@ bprintf(struct buf *b, const char *fmt, ...)
 char *
 http_server_metrics(struct http_server *s)
 {
-	struct buf b = { NULL, 0, 0, 0 };
+	struct buf b = {NULL, 0, 0, 0};
 	size_t i, k;
 
 	if ((b.p = malloc(4096)) == NULL)
@@ -493,11 +488,10 @@ http_server_metrics(struct http_server *s)
 	    "# HELP emailauth_http_requests_total HTTP requests by route and "
 	    "status.\n# TYPE emailauth_http_requests_total counter\n");
 	for (i = 0; i <= s->o.n_routes; i++) {
-		const char *route = i < s->o.n_routes ? s->o.routes[i].path :
-							"unmatched";
-		const char *method = i < s->o.n_routes ?
-		    s->o.routes[i].method :
-		    "";
+		const char *route =
+		    i < s->o.n_routes ? s->o.routes[i].path : "unmatched";
+		const char *method =
+		    i < s->o.n_routes ? s->o.routes[i].method : "";
 
 		for (k = 0; k < N_STATUS; k++) {
 			unsigned long v = atomic_load_explicit(
@@ -521,16 +515,15 @@ http_server_metrics(struct http_server *s)
 	    "head to response.\n"
 	    "# TYPE emailauth_http_request_duration_seconds histogram\n");
 	for (i = 0; i <= s->o.n_routes; i++) {
-		const char *route = i < s->o.n_routes ? s->o.routes[i].path :
-							"unmatched";
-		const char *method = i < s->o.n_routes ?
-		    s->o.routes[i].method :
-		    "";
+		const char *route =
+		    i < s->o.n_routes ? s->o.routes[i].path : "unmatched";
+		const char *method =
+		    i < s->o.n_routes ? s->o.routes[i].method : "";
 		unsigned long cum = 0;
 
 		for (k = 0; k <= N_BUCKET; k++) {
-			cum += atomic_load_explicit(&s->m[i].bucket[k],
-			    memory_order_relaxed);
+			cum += atomic_load_explicit(
+			    &s->m[i].bucket[k], memory_order_relaxed);
 			if (k < N_BUCKET)
 				bprintf(&b,
 				    "emailauth_http_request_duration_seconds_"
@@ -549,9 +542,8 @@ http_server_metrics(struct http_server *s)
 		    "method=\"%s\"} %.6f\n"
 		    "emailauth_http_request_duration_seconds_count{route=\"%s\","
 		    "method=\"%s\"} %lu\n",
-		    route, method,
-		    (double)atomic_load(&s->m[i].sum_us) / 1e6, route, method,
-		    cum);
+		    route, method, (double)atomic_load(&s->m[i].sum_us) / 1e6,
+		    route, method, cum);
 	}
 	bprintf(&b,
 	    "# HELP emailauth_http_inflight_requests Requests in progress.\n"

@@ -12,8 +12,8 @@
 struct http_server;
 
 struct http_server_opts {
-	const char *address; /* IPv4 or IPv6 literal */
-	unsigned int port;   /* 0: any free port */
+	const char *address;      /* IPv4 or IPv6 literal */
+	unsigned int port;        /* 0: any free port */
 	const char *tls_cert_pem; /* both NULL: plain HTTP */
 	const char *tls_key_pem;
 	unsigned int threads;
@@ -37,8 +37,8 @@ struct http_server_opts {
  * Starts listening. Returns the server, or NULL with a message in err.
  * Free with http_server_stop().
  */
-struct http_server *http_server_start(const struct http_server_opts *o,
-    char *err, size_t errlen);
+struct http_server *http_server_start(
+    const struct http_server_opts *o, char *err, size_t errlen);
 
 /* The port bound (useful with port 0). */
 unsigned int http_server_port(const struct http_server *s);

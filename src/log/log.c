@@ -11,12 +11,12 @@
 
 #include "log/log.h"
 
-#define LINE_MAX_BYTES	4096
+#define LINE_MAX_BYTES  4096
 #define VALUE_MAX_BYTES 1024
 
 static _Atomic int min_level = LOG_INFO;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void
 log_set_level(enum log_level lvl)
@@ -27,8 +27,8 @@ log_set_level(enum log_level lvl)
 int
 log_enabled(enum log_level lvl)
 {
-	return (int)lvl >= atomic_load_explicit(&min_level,
-				memory_order_relaxed);
+	return (int)lvl >=
+	    atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 int
@@ -108,8 +108,8 @@ put_str(char *line, size_t o, const char *s)
 	if (o + 3 >= LINE_MAX_BYTES - 2)
 		return o;
 	line[o++] = '"';
-	o += log_json_escape(line + o, LINE_MAX_BYTES - 3 - o, s,
-	    VALUE_MAX_BYTES);
+	o += log_json_escape(
+	    line + o, LINE_MAX_BYTES - 3 - o, s, VALUE_MAX_BYTES);
 	line[o++] = '"';
 	return o;
 }
@@ -149,8 +149,8 @@ log_event(enum log_level lvl, const char *event, ...)
 			o = put(line, o, ":");
 			o = put_str(line, o, v);
 		} else if (tag == LOG_F_INT) {
-			snprintf(num, sizeof(num), "%lld",
-			    va_arg(ap, long long));
+			snprintf(
+			    num, sizeof(num), "%lld", va_arg(ap, long long));
 			o = put(line, o, ",");
 			o = put_str(line, o, key);
 			o = put(line, o, ":");

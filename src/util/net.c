@@ -10,8 +10,8 @@
 
 #include "util/net.h"
 
-static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0xff, 0xff };
+static const unsigned char v4mapped[12] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 static int
 is_v4mapped(const unsigned char a[16])
@@ -95,16 +95,16 @@ net_addr_text(const unsigned char a[16], char *text, size_t textlen)
 {
 	if (is_v4mapped(a))
 		return inet_ntop(AF_INET, a + 12, text, (socklen_t)textlen) ==
-			NULL ?
-		    -1 :
-		    0;
-	return inet_ntop(AF_INET6, a, text, (socklen_t)textlen) == NULL ? -1 :
-									  0;
+			NULL
+		    ? -1
+		    : 0;
+	return inet_ntop(AF_INET6, a, text, (socklen_t)textlen) == NULL ? -1
+									: 0;
 }
 
 int
-net_sockaddr(const struct sockaddr *sa, unsigned char r[16], char *text,
-    size_t textlen)
+net_sockaddr(
+    const struct sockaddr *sa, unsigned char r[16], char *text, size_t textlen)
 {
 	unsigned char a[16];
 
@@ -116,8 +116,7 @@ net_sockaddr(const struct sockaddr *sa, unsigned char r[16], char *text,
 		memcpy(a, v4mapped, sizeof(v4mapped));
 		memcpy(a + 12, &s4->sin_addr, 4);
 	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 =
-		    (const struct sockaddr_in6 *)sa;
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 
 		memcpy(a, &s6->sin6_addr, 16);
 	} else

@@ -24,15 +24,15 @@ int net_cidr_parse(const char *s, struct net_cidr *r);
 int net_addr_parse(const char *s, unsigned char r[16]);
 
 /* 1 if addr falls in one of the n ranges, else 0. */
-int net_cidr_match(const struct net_cidr *v, size_t n,
-    const unsigned char addr[16]);
+int net_cidr_match(
+    const struct net_cidr *v, size_t n, const unsigned char addr[16]);
 
 /*
  * Converts a socket address to 16 bytes and, when text is not NULL, its
  * printable form (IPv4 as dotted quad). Returns 0 or -1 (not IP).
  */
-int net_sockaddr(const struct sockaddr *sa, unsigned char r[16], char *text,
-    size_t textlen);
+int net_sockaddr(
+    const struct sockaddr *sa, unsigned char r[16], char *text, size_t textlen);
 
 /* Prints 16 address bytes (IPv4-mapped as dotted quad). Returns 0 or -1. */
 int net_addr_text(const unsigned char a[16], char *text, size_t textlen);

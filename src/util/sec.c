@@ -51,8 +51,8 @@ sec_file_mode_ok(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (stat(path, &st) == -1) {
-		snprintf(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return mode_ok(&st, path, err, errlen);
@@ -69,13 +69,13 @@ sec_read_file(const char *path, size_t max, char *err, size_t errlen)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "cannot stat %s: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot stat %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (mode_ok(&st, path, err, errlen) == -1)

@@ -29,8 +29,8 @@ int sec_file_mode_ok(const char *path, char *err, size_t errlen);
  * trailing newline dropped) into a new sec_buf the caller frees with
  * sec_buf_free(). Returns NULL with a message in err on failure.
  */
-struct sec_buf *sec_read_file(const char *path, size_t max, char *err,
-    size_t errlen);
+struct sec_buf *sec_read_file(
+    const char *path, size_t max, char *err, size_t errlen);
 
 /* Wipes and frees the buffer, then sets *bp to NULL. NULL-safe. */
 void sec_buf_free(struct sec_buf **bp);

@@ -38,8 +38,7 @@ str_utf8_valid(const char *s, size_t n)
 				return 0;
 			cp = (cp << 6) | (p[i + k] & 0x3f);
 		}
-		if (cp < min || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			return 0;
 		i += need + 1;
 	}

@@ -1,0 +1,223 @@
+"""Shared fixtures of the integration suite.
+
+Every server a test starts is stopped by the fixture that started it, also
+when the test fails. Logs of every daemon go under $EMAILAUTH_BUILD/test-logs
+and are scanned at the end of the session for every secret the tests
+registered with `secrets.register()`.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import secrets_scan  # noqa: E402
+from slapd_fixture import *  # noqa: F401,F403,E402
+from pam_fixture import *  # noqa: F401,F403,E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("EMAILAUTH_BUILD", os.path.join(REPO, "build"))
+LOGDIR = os.path.join(BUILD, "test-logs")
+
+
+def binary(name):
+    return os.path.join(BUILD, name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """One emailauthd with a generated config in its own directory."""
+
+    def __init__(self, tmpdir, config_text, name="emailauthd"):
+        self.dir = tmpdir
+        self.conf = os.path.join(tmpdir, "emailauthd.conf")
+        self.name = name
+        self.proc = None
+        self.port = None
+        os.makedirs(LOGDIR, exist_ok=True)
+        fd, self.log = tempfile.mkstemp(prefix=name + "-", suffix=".log",
+                                        dir=LOGDIR)
+        os.close(fd)
+        self.write_config(config_text)
+
+    def write_config(self, text):
+        tmp = self.conf + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.conf)
+
+    def start(self, timeout=10):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([binary("emailauthd"), "-c", self.conf],
+                                     stdout=self.logf, stderr=self.logf,
+                                     cwd=self.dir)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for ev in self.events():
+                if ev.get("event") == "started":
+                    self.port = ev["port"]
+                    return self
+                if ev.get("event") in ("start_failed", "config_invalid"):
+                    raise RuntimeError("emailauthd did not start: %r" % ev)
+            if self.proc.poll() is not None:
+                raise RuntimeError("emailauthd exited %d:\n%s" %
+                                   (self.proc.returncode, self.log_text()))
+            time.sleep(0.02)
+        raise RuntimeError("emailauthd did not start:\n" + self.log_text())
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def log_text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def events(self):
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def wait_event(self, name, timeout=5, after=0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            evs = [e for e in self.events()[after:] if e.get("event") == name]
+            if evs:
+                return evs[-1]
+            time.sleep(0.02)
+        raise AssertionError("no %r event in log:\n%s" % (name,
+                                                           self.log_text()))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.logf.close()
+        return self.proc.returncode
+
+
+def base_config(tmpdir, extra=""):
+    """A small valid config using the file backend; extra is appended."""
+    users = os.path.join(tmpdir, "users")
+    if not os.path.exists(users):
+        with open(users, "w"):
+            pass
+        os.chmod(users, 0o600)
+    roles = os.path.join(tmpdir, "roles.conf")
+    if not os.path.exists(roles):
+        with open(roles, "w") as f:
+            f.write('roles = { admin = { groups = [ "mail-admins" ]; '
+                    'permissions = [ "admin:*" ]; }; };\n')
+    return ("""listen = { address = "127.0.0.1"; port = 0; timeout = 5; };
+issuer = "https://auth.test";
+state_dir = "%s";
+backends = [ "file" ];
+file = { path = "users"; };
+roles_file = "roles.conf";
+tokens = { audience = "email-api"; };
+""" % os.path.join(tmpdir, "state")) + extra
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    started = []
+
+    def make(config_text=None, extra="", start=True):
+        d = Daemon(str(tmp_path), config_text or base_config(str(tmp_path),
+                                                             extra))
+        started.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    return daemon_factory()
+
+
+class EchoServer:
+    """tests/integ/echo_server.c: the shared HTTP core with test routes."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(
+            [binary("tests/echo_server")] + [str(a) for a in args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            self.proc.kill()
+            raise RuntimeError("echo_server did not start")
+        self.port = int(line.split()[1])
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def echo_factory():
+    started = []
+
+    def make(*args):
+        e = EchoServer(*args)
+        started.append(e)
+        return e
+
+    yield make
+    for e in started:
+        e.stop()
+
+
+@pytest.fixture
+def echo(echo_factory):
+    return echo_factory()
+
+
+def pytest_sessionstart(session):
+    if os.path.isdir(LOGDIR):
+        for name in os.listdir(LOGDIR):
+            os.unlink(os.path.join(LOGDIR, name))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    hits = secrets_scan.scan([LOGDIR])
+    if hits:
+        sys.stderr.write("\nSECRET LEAK: test secrets found in logs:\n")
+        for h in hits:
+            sys.stderr.write("  %s\n" % h)
+        session.exitstatus = 1

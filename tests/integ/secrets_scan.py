@@ -1,0 +1,55 @@
+"""The secrets of the test suite, and the scan for them in every log.
+
+Tests call register() with every password, token and key they use, and
+record() with every response body they receive; pytest_sessionfinish in
+conftest.py scans the daemon logs and the recorded bodies, and a hit fails
+the run.
+"""
+import os
+
+_secrets = set()
+_bodies = []
+
+
+def register(secret):
+    """Marks a string as secret: it must appear in no log and no body."""
+    if isinstance(secret, bytes):
+        secret = secret.decode("utf-8", "replace")
+    if secret and len(secret) >= 6:
+        _secrets.add(secret)
+    return secret
+
+
+def record(where, body):
+    """Keeps a response body for the scan at the end."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    _bodies.append((where, body))
+
+
+def scan(dirs):
+    hits = []
+    for d in dirs:
+        if not os.path.isdir(d):
+            continue
+        for root, _, files in os.walk(d):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        text = f.read().decode("utf-8", "replace")
+                except OSError:
+                    continue
+                for s in _secrets:
+                    if s in text:
+                        hits.append("%s contains a secret (%d chars)" %
+                                    (path, len(s)))
+    for where, body in _bodies:
+        for s in _secrets:
+            if s in body:
+                hits.append("response body of %s contains a secret" % where)
+    return hits
+
+
+def count():
+    return len(_secrets)
