@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <libconfig.h>
 
 #include "config/config.h"
+#include "config/lcfg.h"
 #include "log/log.h"
 #include "util/sec.h"
 
@@ -100,6 +100,10 @@ static const struct key keys[] = {
     STR("log.level", log.level, "info", 0),
     BOOL("log.access", log.access, 1),
 
+    GROUP("workers"),
+    INT("workers.threads", workers.threads, 1, 256, 8),
+    INT("workers.queue", workers.queue, 1, 100000, 256),
+
     STR("issuer", issuer, NULL, F_REQ),
     STR("state_dir", state_dir, "/var/lib/emailauth", 0),
     LIST("backends", backends, F_REQ),
@@ -130,10 +134,13 @@ static const struct key keys[] = {
     BOOL("ldap.memberof", ldap.memberof, 1),
     INT("ldap.nested_depth", ldap.nested_depth, 0, 10, 3),
     GROUP("ldap.attributes"),
+    STR("ldap.attributes.username", ldap.attr_username, "uid", 0),
     STR("ldap.attributes.name", ldap.attr_name, "displayName", 0),
     STR("ldap.attributes.email", ldap.attr_email, "mail", 0),
     INT("ldap.network_timeout", ldap.network_timeout, 1, 60, 3),
     INT("ldap.timeout", ldap.timeout, 1, 120, 5),
+    INT("ldap.idle_timeout", ldap.idle_timeout, 10, 86400, 300),
+    INT("ldap.page_size", ldap.page_size, 0, 10000, 500),
 
     GROUP("pam"),
     STR("pam.service", pam.service, "emailauth", 0),
@@ -186,125 +193,6 @@ static void *
 field(struct cfg *c, const struct key *k)
 {
 	return (char *)c + k->off;
-}
-
-/*
- * libconfig 1.5 stores an integer literal that does not fit into an int
- * as a wrapped int, and an out-of-range L literal as a clamped int64, and
- * reports success. Find such literals in the text before it parses them.
- * Also refuse @include: the configuration is one file, read as one.
- */
-static int
-prescan(struct loader *ld, const char *t, size_t n)
-{
-	size_t i = 0, j;
-	int line = 1, bol = 1;
-
-	while (i < n) {
-		char ch = t[i];
-
-		if (ch == '\n') {
-			line++;
-			bol = 1;
-			i++;
-			continue;
-		}
-		if (bol && ch == '@') {
-			fail(ld, line, "@include is not supported");
-			return -1;
-		}
-		if (ch != ' ' && ch != '\t' && ch != '\r')
-			bol = 0;
-		if (ch == '#' || (ch == '/' && i + 1 < n && t[i + 1] == '/')) {
-			while (i < n && t[i] != '\n')
-				i++;
-			continue;
-		}
-		if (ch == '/' && i + 1 < n && t[i + 1] == '*') {
-			for (i += 2; i < n; i++) {
-				if (t[i] == '\n')
-					line++;
-				if (t[i] == '*' && i + 1 < n &&
-				    t[i + 1] == '/') {
-					i += 2;
-					break;
-				}
-			}
-			continue;
-		}
-		if (ch == '"') {
-			for (i++; i < n && t[i] != '"'; i++) {
-				if (t[i] == '\\' && i + 1 < n)
-					i++;
-				if (t[i] == '\n')
-					line++;
-			}
-			i++;
-			continue;
-		}
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    ch == '*' || ch == '_') {
-			while (i < n &&
-			    ((t[i] >= 'a' && t[i] <= 'z') ||
-				(t[i] >= 'A' && t[i] <= 'Z') ||
-				(t[i] >= '0' && t[i] <= '9') || t[i] == '_' ||
-				t[i] == '-' || t[i] == '*'))
-				i++;
-			continue;
-		}
-		if (ch >= '0' && ch <= '9') {
-			int hex = 0, isfloat = 0, islong = 0, over = 0;
-			unsigned long long v = 0, lim;
-
-			j = i;
-			if (ch == '0' && j + 1 < n &&
-			    (t[j + 1] == 'x' || t[j + 1] == 'X')) {
-				hex = 1;
-				j += 2;
-			}
-			for (; j < n; j++) {
-				char d = t[j];
-				unsigned int dv;
-
-				if (d >= '0' && d <= '9')
-					dv = (unsigned int)(d - '0');
-				else if (hex && d >= 'a' && d <= 'f')
-					dv = (unsigned int)(d - 'a' + 10);
-				else if (hex && d >= 'A' && d <= 'F')
-					dv = (unsigned int)(d - 'A' + 10);
-				else if (!hex &&
-				    (d == '.' || d == 'e' || d == 'E')) {
-					isfloat = 1;
-					continue;
-				} else if (isfloat && (d == '+' || d == '-') &&
-				    (t[j - 1] == 'e' || t[j - 1] == 'E'))
-					continue;
-				else
-					break;
-				if (isfloat)
-					continue;
-				if (v > (ULLONG_MAX - dv) / (hex ? 16 : 10))
-					over = 1;
-				else
-					v = v * (hex ? 16 : 10) + dv;
-			}
-			if (!isfloat && j < n && t[j] == 'L') {
-				islong = 1;
-				j++;
-			}
-			lim = islong ? (unsigned long long)INT64_MAX
-				     : (unsigned long long)INT_MAX;
-			if (!isfloat && (over || v > lim)) {
-				fail(ld, line, "number %.*s is out of range",
-				    (int)(j - i > 40 ? 40 : j - i), t + i);
-				return -1;
-			}
-			i = j;
-			continue;
-		}
-		i++;
-	}
-	return 0;
 }
 
 static char *
@@ -446,26 +334,25 @@ walk(struct loader *ld, const config_setting_t *group, const char *prefix)
 	return 0;
 }
 
-/* 1 if the group holding key k is in use, so its F_REQ keys are needed. */
+/*
+ * 1 if the group holding key k is in use, so its F_REQ keys are needed:
+ * a backend's group when the backend is listed, listen.tls when written,
+ * every other group always.
+ */
 static int
 group_in_use(struct loader *ld, const struct key *k)
 {
-	const char *dot = strrchr(k->path, '.');
-	size_t gl, i;
+	size_t idx;
 
-	if (dot == NULL)
-		return 1;
-	gl = (size_t)(dot - k->path);
-	if (gl == 4 && strncmp(k->path, "ldap", 4) == 0)
+	if (strncmp(k->path, "ldap.", 5) == 0)
 		return cfg_has_backend(ld->c, "ldap");
-	if (gl == 4 && strncmp(k->path, "file", 4) == 0)
+	if (strncmp(k->path, "file.", 5) == 0)
 		return cfg_has_backend(ld->c, "file");
-	if (gl == 3 && strncmp(k->path, "pam", 3) == 0)
+	if (strncmp(k->path, "pam.", 4) == 0)
 		return cfg_has_backend(ld->c, "pam");
-	for (i = 0; i < NKEYS; i++)
-		if (keys[i].kind == K_GROUP && strlen(keys[i].path) == gl &&
-		    strncmp(keys[i].path, k->path, gl) == 0)
-			return ld->line[i] > 0;
+	if (strncmp(k->path, "listen.tls.", 11) == 0)
+		return find_key("listen.tls", &idx) != NULL &&
+		    ld->line[idx] > 0;
 	return 1;
 }
 
@@ -649,8 +536,8 @@ validate(struct loader *ld)
 		strncmp(c->issuer, "http://", 7) != 0) ||
 	    strpbrk(c->issuer, "?# \t") != NULL || strlen(c->issuer) > 512) {
 		fail(ld, line_of(ld, "issuer"),
-		    "'issuer' must be an https:// URL without query or "
-		    "fragment");
+		    "'issuer' must be an https:// (or, for tests, http://) "
+		    "URL without query or fragment");
 		return -1;
 	}
 	if (c->state_dir[0] != '/') {
@@ -777,7 +664,7 @@ strlist_free(struct cfg_strlist *l)
 	free(l->v);
 }
 
-static void
+void
 cfg_free(struct cfg *c)
 {
 	size_t i;
@@ -809,7 +696,7 @@ load_text(const char *text, const char *name, const char *dir, struct cfg **r,
 	ld.err = err;
 	ld.errlen = errlen;
 	config_init(&lc);
-	if (prescan(&ld, text, strlen(text)) == -1)
+	if (lcfg_prescan(text, name, 1, err, errlen) == -1)
 		goto out;
 	if (config_read_string(&lc, text) != CONFIG_TRUE) {
 		fail(&ld, config_error_line(&lc), "%s", config_error_text(&lc));
@@ -823,7 +710,6 @@ load_text(const char *text, const char *name, const char *dir, struct cfg **r,
 	if (walk(&ld, config_root_setting(&lc), "") == -1 ||
 	    defaults(&ld) == -1 || validate(&ld) == -1)
 		goto out;
-	atomic_init(&ld.c->refs, 1);
 	*r = ld.c;
 	ld.c = NULL;
 	ret = 0;
@@ -843,36 +729,11 @@ cfg_load_string(const char *text, const char *name, struct cfg **r, char *err,
 int
 cfg_load(const char *path, struct cfg **r, char *err, size_t errlen)
 {
-	FILE *f;
-	char *text = NULL, *dir = NULL, *slash;
-	size_t n;
+	char *text, *dir = NULL, *slash;
 	int ret = -1;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(
-		    err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	if ((text = lcfg_read(path, CFG_FILE_MAX, err, errlen)) == NULL)
 		return -1;
-	}
-	if ((text = malloc(CFG_FILE_MAX + 1)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	n = fread(text, 1, CFG_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		snprintf(
-		    err, errlen, "%s: cannot read: %s", path, strerror(errno));
-		goto out;
-	}
-	if (n > CFG_FILE_MAX) {
-		snprintf(err, errlen, "%s: larger than %d bytes", path,
-		    CFG_FILE_MAX);
-		goto out;
-	}
-	if (memchr(text, '\0', n) != NULL) {
-		snprintf(err, errlen, "%s: contains a NUL byte", path);
-		goto out;
-	}
-	text[n] = '\0';
 	if ((dir = strdup(path)) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
@@ -888,7 +749,6 @@ cfg_load(const char *path, struct cfg **r, char *err, size_t errlen)
 out:
 	free(dir);
 	free(text);
-	fclose(f);
 	return ret;
 }
 
@@ -901,40 +761,4 @@ cfg_has_backend(const struct cfg *c, const char *b)
 		if (strcmp(c->backends.v[i], b) == 0)
 			return 1;
 	return 0;
-}
-
-static pthread_mutex_t cur_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cfg *cur;
-
-struct cfg *
-cfg_acquire(void)
-{
-	struct cfg *c;
-
-	pthread_mutex_lock(&cur_lock);
-	c = cur;
-	if (c != NULL)
-		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&cur_lock);
-	return c;
-}
-
-void
-cfg_release(struct cfg *c)
-{
-	if (c != NULL &&
-	    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-		cfg_free(c);
-}
-
-void
-cfg_swap(struct cfg *c)
-{
-	struct cfg *old;
-
-	pthread_mutex_lock(&cur_lock);
-	old = cur;
-	cur = c;
-	pthread_mutex_unlock(&cur_lock);
-	cfg_release(old);
 }

@@ -3,14 +3,12 @@
  * struct. The key names are those of SPEC.md; docs/configuration.md and
  * etc/emailauthd.conf describe each one.
  *
- * A loaded struct cfg is never modified. SIGHUP loads a new one and swaps
- * it in with cfg_swap(); requests hold a reference from cfg_acquire() until
- * they end, so the old struct is freed only when its last user is done.
+ * A loaded struct cfg is never modified. SIGHUP loads a new one (with
+ * everything it names, src/daemon/runtime.h) and swaps it in whole.
  */
 #ifndef EA_CONFIG_CONFIG_H
 #define EA_CONFIG_CONFIG_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 
 #include "http/policy.h"
@@ -58,6 +56,11 @@ struct cfg {
 		int access;
 	} log;
 
+	struct {
+		long long threads; /* blocking sign-in work */
+		long long queue;   /* jobs waiting; beyond: 503 */
+	} workers;
+
 	char *issuer;
 	char *state_dir;
 	struct cfg_strlist backends;
@@ -86,10 +89,13 @@ struct cfg {
 		char *group_name_attribute;
 		int memberof;
 		long long nested_depth;
+		char *attr_username;
 		char *attr_name;
 		char *attr_email;
 		long long network_timeout;
 		long long timeout;
+		long long idle_timeout;
+		long long page_size;
 	} ldap;
 
 	struct {
@@ -101,13 +107,11 @@ struct cfg {
 	} file;
 
 	struct http_policy http; /* derived from listen and cors */
-
-	atomic_int refs; /* managed by cfg_acquire/cfg_release/cfg_swap */
 };
 
 /*
  * Reads and validates path. On success returns 0 and a new struct in *r
- * (refcount 1; release with cfg_release()). On failure returns -1 and
+ * (free with cfg_free()). On failure returns -1 and
  * writes "FILE:LINE: message" (or "FILE: message") into err.
  */
 int cfg_load(const char *path, struct cfg **r, char *err, size_t errlen);
@@ -119,14 +123,7 @@ int cfg_load_string(const char *text, const char *name, struct cfg **r,
 /* 1 if the backends list names b ("ldap", "pam", "file"). */
 int cfg_has_backend(const struct cfg *c, const char *b);
 
-/*
- * The current config. cfg_acquire() returns it with one more reference
- * (NULL before the first cfg_swap()); cfg_release() drops one and frees the
- * struct with the last. cfg_swap() installs c (taking over its reference)
- * and drops the reference to the previous one. All are thread-safe.
- */
-struct cfg *cfg_acquire(void);
-void cfg_release(struct cfg *c);
-void cfg_swap(struct cfg *c);
+/* Frees a struct from cfg_load(). NULL-safe. */
+void cfg_free(struct cfg *c);
 
 #endif

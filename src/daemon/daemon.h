@@ -4,22 +4,40 @@
 #ifndef EA_DAEMON_DAEMON_H
 #define EA_DAEMON_DAEMON_H
 
-#include "config/config.h"
+#include "authn/pool.h"
+#include "daemon/runtime.h"
 #include "http/server.h"
+#include "session/session.h"
 
-/* The running server (for /metrics); set by main.c before it listens. */
+/* Process-wide parts, set by main.c before it listens. */
 extern struct http_server *daemon_http;
+extern struct authn_pool *daemon_pool;
+extern struct sess_store *daemon_store;
 
-/* The configuration a request runs under (its reference from begin). */
-static inline const struct cfg *
-req_cfg(const struct http_req *r)
+/* What a request runs under (its reference, taken when it began). */
+static inline struct rt *
+req_rt(const struct http_req *r)
 {
 	return r->app;
 }
 
-/* Routes of routes_health.c. */
+static inline const struct cfg *
+req_cfg(const struct http_req *r)
+{
+	return ((const struct rt *)r->app)->cfg;
+}
+
+/* routes_health.c */
 enum MHD_Result route_healthz(struct http_req *r);
 enum MHD_Result route_readyz(struct http_req *r);
 enum MHD_Result route_metrics(struct http_req *r);
+
+/* routes_auth.c */
+enum MHD_Result route_login(struct http_req *r);
+enum MHD_Result route_refresh(struct http_req *r);
+enum MHD_Result route_logout(struct http_req *r);
+enum MHD_Result route_userinfo(struct http_req *r);
+enum MHD_Result route_jwks(struct http_req *r);
+enum MHD_Result route_discovery(struct http_req *r);
 
 #endif

@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config/config.h"
 #include "daemon/daemon.h"
 #include "http/server.h"
+#include "session/session.h"
 #include "log/log.h"
 #include "util/sec.h"
 
@@ -27,9 +27,19 @@
 #define SHUTDOWN_GRACE_MS 5000
 #define PEM_MAX           (64 * 1024)
 
+#define PURGE_INTERVAL 300
+
 struct http_server *daemon_http;
+struct authn_pool *daemon_pool;
+struct sess_store *daemon_store;
 
 static const struct http_route routes[] = {
+    {"POST", "/v1/login", HTTP_JSON, route_login},
+    {"POST", "/v1/refresh", HTTP_JSON, route_refresh},
+    {"POST", "/v1/logout", HTTP_JSON, route_logout},
+    {"GET", "/v1/userinfo", 0, route_userinfo},
+    {"GET", "/.well-known/jwks.json", 0, route_jwks},
+    {"GET", "/.well-known/openid-configuration", 0, route_discovery},
     {"GET", "/healthz", 0, route_healthz},
     {"GET", "/readyz", 0, route_readyz},
     {"GET", "/metrics", 0, route_metrics},
@@ -50,18 +60,18 @@ usage(FILE *f)
 static void
 req_begin(struct http_req *r, void *cls)
 {
-	struct cfg *c = cfg_acquire();
+	struct rt *rt = rt_acquire();
 
 	(void)cls;
-	r->app = c;
-	r->pol = c != NULL ? &c->http : NULL;
+	r->app = rt;
+	r->pol = rt != NULL ? &rt->cfg->http : NULL;
 }
 
 static void
 req_end(struct http_req *r, void *cls)
 {
 	(void)cls;
-	cfg_release(r->app);
+	rt_release(r->app);
 	r->app = NULL;
 }
 
@@ -159,15 +169,18 @@ read_pem(const char *path, int secret, char *err, size_t errlen)
 static void
 reload(const char *path)
 {
+	struct rt *nrt, *ort;
 	struct cfg *n, *old;
 	char err[1024];
 
-	if (cfg_load(path, &n, err, sizeof(err)) == -1) {
+	if (rt_load(path, 1, &nrt, err, sizeof(err)) == -1) {
 		log_event(LOG_ERROR, "reload_failed", LS("error", err),
 		    LS("message", "kept the running configuration"), LOG_END);
 		return;
 	}
-	old = cfg_acquire();
+	ort = rt_acquire();
+	old = ort != NULL ? ort->cfg : NULL;
+	n = nrt->cfg;
 	if (old != NULL &&
 	    (strcmp(old->listen.address, n->listen.address) != 0 ||
 		old->listen.port != n->listen.port ||
@@ -178,16 +191,19 @@ reload(const char *path)
 		old->listen.per_ip_connections !=
 		    n->listen.per_ip_connections ||
 		old->listen.timeout != n->listen.timeout ||
-		old->listen.max_header_bytes != n->listen.max_header_bytes))
+		old->listen.max_header_bytes != n->listen.max_header_bytes ||
+		strcmp(old->state_dir, n->state_dir) != 0 ||
+		old->workers.threads != n->workers.threads ||
+		old->workers.queue != n->workers.queue))
 		log_event(LOG_WARN, "reload_partial",
 		    LS("message",
-			"listener settings (address, port, tls, threads, "
-			"connection limits, timeout) change only on restart"),
+			"listener, state_dir and workers settings change "
+			"only on restart"),
 		    LOG_END);
-	cfg_release(old);
+	rt_release(ort);
 	apply_log_settings(n);
 	warn_insecure(n);
-	cfg_swap(n);
+	rt_swap(nrt);
 	log_event(LOG_INFO, "reloaded", LS("config", path), LOG_END);
 }
 
@@ -203,6 +219,15 @@ shutdown_gracefully(void)
 		nanosleep(&ts, NULL);
 		waited += 20;
 	}
+	/* Runs what is queued to its end: every suspended connection is
+	 * resumed before the HTTP server stops. */
+	authn_pool_free(daemon_pool);
+	daemon_pool = NULL;
+	while (http_server_inflight(daemon_http) > 0 &&
+	    waited < 2 * SHUTDOWN_GRACE_MS) {
+		nanosleep(&ts, NULL);
+		waited += 20;
+	}
 	http_server_stop(daemon_http);
 	daemon_http = NULL;
 }
@@ -213,7 +238,10 @@ main(int argc, char **argv)
 	const char *path = DEFAULT_CONFIG;
 	struct http_server_opts o;
 	char err[1024], *cert = NULL, *key = NULL;
-	struct cfg *c;
+	struct rt *rt = NULL;
+	const struct cfg *c;
+	struct cfg *pre;
+	struct timespec tick = {PURGE_INTERVAL, 0};
 	sigset_t set;
 	int i, test = 0, sig;
 
@@ -235,8 +263,21 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* libldap must read no ldap.conf, ldaprc or LDAP* environment:
+	 * every option is set by us (libraries.md §3.3). */
+	setenv("LDAPNOINIT", "1", 1);
 
-	if (cfg_load(path, &c, err, sizeof(err)) == -1) {
+	/* The state directory must exist before keys are made in it. */
+	if (cfg_load(path, &pre, err, sizeof(err)) == 0) {
+		if (!test && prepare_state_dir(pre, err, sizeof(err)) == -1) {
+			cfg_free(pre);
+			log_event(LOG_ERROR, "start_failed", LS("error", err),
+			    LOG_END);
+			return 1;
+		}
+		cfg_free(pre);
+	}
+	if (rt_load(path, !test, &rt, err, sizeof(err)) == -1) {
 		if (test)
 			fprintf(stderr, "%s\n", err);
 		else
@@ -246,18 +287,20 @@ main(int argc, char **argv)
 	}
 	if (test) {
 		printf("%s: OK\n", path);
-		cfg_release(c);
+		rt_release(rt);
 		return 0;
 	}
+	c = rt->cfg;
 	apply_log_settings(c);
 	warn_insecure(c);
-	if (prepare_state_dir(c, err, sizeof(err)) == -1)
-		goto fail;
 	if (c->listen.tls_cert != NULL &&
 	    ((cert = read_pem(c->listen.tls_cert, 0, err, sizeof(err))) ==
 		    NULL ||
 		(key = read_pem(c->listen.tls_key, 1, err, sizeof(err))) ==
 		    NULL))
+		goto fail;
+	if (sess_sqlite_open(c->state_dir, &daemon_store, err, sizeof(err)) ==
+	    -1)
 		goto fail;
 
 	/* Signals go to this thread only, through sigwait(). */
@@ -267,6 +310,12 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	daemon_pool = authn_pool_new(
+	    (unsigned int)c->workers.threads, (unsigned int)c->workers.queue);
+	if (daemon_pool == NULL) {
+		snprintf(err, sizeof(err), "cannot start the worker threads");
+		goto fail;
+	}
 	memset(&o, 0, sizeof(o));
 	o.address = c->listen.address;
 	o.port = (unsigned int)c->listen.port;
@@ -282,8 +331,7 @@ main(int argc, char **argv)
 	o.n_routes = sizeof(routes) / sizeof(routes[0]);
 	o.begin = req_begin;
 	o.end = req_end;
-	cfg_swap(c);
-	c = NULL;
+	rt_swap(rt);
 	daemon_http = http_server_start(&o, err, sizeof(err));
 	if (key != NULL) {
 		sec_wipe(key, strlen(key));
@@ -291,21 +339,31 @@ main(int argc, char **argv)
 		key = NULL;
 	}
 	if (daemon_http == NULL) {
-		c = cfg_acquire();
+		rt = NULL;
 		goto fail;
 	}
-	{
-		struct cfg *cur = cfg_acquire();
-
-		log_event(LOG_INFO, "started", LS("version", EA_VERSION),
-		    LS("config", path), LS("address", cur->listen.address),
-		    LI("port", http_server_port(daemon_http)),
-		    LS("tls", cert != NULL ? "on" : "off"), LOG_END);
-		cfg_release(cur);
-	}
+	log_event(LOG_INFO, "started", LS("version", EA_VERSION),
+	    LS("config", path), LS("address", c->listen.address),
+	    LI("port", http_server_port(daemon_http)),
+	    LS("tls", cert != NULL ? "on" : "off"),
+	    LS("kid", tok_key_kid(tok_keyset_get(rt->keys, TOK_CURRENT))),
+	    LOG_END);
+	rt = NULL;
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == -1 && errno != EAGAIN)
 			continue;
+		if (sig == -1) {
+			struct rt *cur = rt_acquire();
+			int n = sess_purge(daemon_store, (long long)time(NULL),
+			    cur->cfg->tokens.refresh_idle);
+
+			if (n > 0)
+				log_event(LOG_INFO, "sessions_purged",
+				    LI("count", n), LOG_END);
+			rt_release(cur);
+			continue;
+		}
 		if (sig == SIGHUP) {
 			reload(path);
 			continue;
@@ -314,8 +372,9 @@ main(int argc, char **argv)
 	}
 	log_event(LOG_INFO, "stopping", LS("signal", strsignal(sig)), LOG_END);
 	shutdown_gracefully();
+	sess_close(daemon_store);
 	free(cert);
-	cfg_swap(NULL);
+	rt_swap(NULL);
 	log_event(LOG_INFO, "stopped", LOG_END);
 	return 0;
 fail:
@@ -325,7 +384,9 @@ fail:
 		free(key);
 	}
 	free(cert);
-	cfg_release(c);
-	cfg_swap(NULL);
+	authn_pool_free(daemon_pool);
+	sess_close(daemon_store);
+	rt_release(rt);
+	rt_swap(NULL);
 	return 1;
 }

@@ -22,9 +22,21 @@ route_readyz(struct http_req *r)
 	static const char body[] = "{\"status\":\"ready\"}";
 	const struct cfg *c = req_cfg(r);
 
-	/* Ready: the state directory is usable. Later: the session store
-	 * answers and a directory server is up. */
-	if (access(c->state_dir, R_OK | W_OK | X_OK) == -1)
+	const struct rt *rt = req_rt(r);
+	size_t i;
+	int ready;
+
+	/* Ready: the state directory is usable, the session store answers,
+	 * and every backend that can tell (a directory server answers its
+	 * probes) says it can serve. Health is kept by the backends'
+	 * own probes: nothing here blocks. */
+	ready = access(c->state_dir, R_OK | W_OK | X_OK) == 0 &&
+	    sess_ping(daemon_store) == 0;
+	for (i = 0; ready && i < rt->n_backends; i++)
+		if (rt->backends[i].be->ready != NULL &&
+		    !rt->backends[i].be->ready(rt->backends[i].state))
+			ready = 0;
+	if (!ready)
 		return http_problem(r, 503, "not ready",
 		    (struct http_header[]){{"Retry-After", "5"}, {NULL, NULL}});
 	return http_reply(
@@ -34,7 +46,9 @@ route_readyz(struct http_req *r)
 enum MHD_Result
 route_metrics(struct http_req *r)
 {
-	const struct cfg *c = req_cfg(r);
+	const struct rt *rt = req_rt(r);
+	const struct cfg *c = rt->cfg;
+	size_t i;
 	enum MHD_Result ret;
 	char *text;
 
@@ -46,6 +60,21 @@ route_metrics(struct http_req *r)
 		    NULL);
 	if ((text = http_server_metrics(daemon_http)) == NULL)
 		return http_problem(r, 500, NULL, NULL);
+	for (i = 0; i < rt->n_backends; i++) {
+		const struct rt_backend *b = &rt->backends[i];
+		char *more, *both;
+
+		if (b->be->metrics == NULL ||
+		    (more = b->be->metrics(b->state)) == NULL)
+			continue;
+		if ((both = malloc(strlen(text) + strlen(more) + 1)) != NULL) {
+			strcpy(both, text);
+			strcat(both, more);
+			free(text);
+			text = both;
+		}
+		free(more);
+	}
 	ret = http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    text, strlen(text), NULL);
 	free(text);

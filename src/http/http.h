@@ -61,6 +61,11 @@ struct http_req {
 	unsigned int status; /* what was answered; 0 until then */
 	int responded;
 	struct timespec start;
+	/* Set by http_suspend(): answers the request once resumed. */
+	enum MHD_Result (*on_resume)(struct http_req *r);
+	/* The application's per-request state, freed with ctx_free. */
+	void *ctx;
+	void (*ctx_free)(void *ctx);
 };
 
 /* Header name/value pairs, ended by a NULL name. */
@@ -127,8 +132,10 @@ int http_is_json_type(struct http_req *r);
 int http_body_chunk(struct http_req *r, const char *data, size_t n);
 
 /*
- * Parses r->body as one JSON object into r->json: duplicate keys, NUL
- * bytes, invalid UTF-8, trailing data are refused. Returns 0, or -1 after
+ * Parses r->body as one JSON object into r->json: duplicate keys, raw NUL
+ * bytes, invalid UTF-8, trailing data are refused. An escaped NUL
+ * ("\u0000") in a string is valid JSON; http_check_fields() refuses it
+ * unless the field says nul_ok. Returns 0, or -1 after
  * answering 400.
  */
 int http_parse_json(struct http_req *r, enum MHD_Result *ret);
@@ -138,14 +145,35 @@ struct http_field {
 	const char *name;
 	json_type type; /* JSON_STRING, JSON_ARRAY, JSON_OBJECT, ... */
 	int required;
+	/* 1: a string may hold U+0000 ("\u0000"): the route checks it
+	 * itself (sign-in answers every bad credential alike). */
+	int nul_ok;
 };
 
 /*
  * Checks r->json has only the n fields described, each of its type, the
- * required ones present. Returns 0, or -1 after answering 400.
+ * required ones present, strings without U+0000 unless nul_ok. Returns 0, or -1
+ * after answering 400.
  */
 int http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
     enum MHD_Result *ret);
+
+/*
+ * Suspends the request (call only from a route handler, which then returns
+ * MHD_YES). Once another thread calls http_resume(), on_resume runs on an
+ * HTTP thread and answers the request.
+ */
+void http_suspend(
+    struct http_req *r, enum MHD_Result (*on_resume)(struct http_req *r));
+
+/* Resumes a suspended request; callable from any thread. */
+void http_resume(struct http_req *r);
+
+/*
+ * The Bearer token of the Authorization header: 1 found (*tok_r points
+ * into the header, *len_r its length), 0 none, -1 malformed.
+ */
+int http_bearer(struct http_req *r, const char **tok_r, size_t *len_r);
 
 /* The value of request header name (first of several), or NULL. */
 const char *http_header(struct http_req *r, const char *name);

@@ -221,7 +221,8 @@ http_parse_json(struct http_req *r, enum MHD_Result *ret)
 		    r, 400, "the request body has a NUL byte", NULL);
 		return -1;
 	}
-	j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	j = json_loadb(r->body, r->body_len,
+	    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (j == NULL) {
 		*ret = http_problem(r, 400,
 		    "the request body is not valid JSON (or repeats a key)",
@@ -287,6 +288,14 @@ http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
 			*ret = http_problem(r, 400, detail, NULL);
 			return -1;
 		}
+		if (json_is_string(v) && !f[i].nul_ok &&
+		    memchr(json_string_value(v), '\0', json_string_length(v)) !=
+			NULL) {
+			snprintf(detail, sizeof(detail),
+			    "'%s' must not contain U+0000", f[i].name);
+			*ret = http_problem(r, 400, detail, NULL);
+			return -1;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		if (f[i].required &&
@@ -298,4 +307,27 @@ http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
 		}
 	}
 	return 0;
+}
+
+int
+http_bearer(struct http_req *r, const char **tok_r, size_t *len_r)
+{
+	const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *p, *e;
+
+	if (h == NULL)
+		return 0;
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return -1;
+	p = h + 7;
+	while (*p == ' ')
+		p++;
+	e = p + strlen(p);
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (e == p || memchr(p, ' ', (size_t)(e - p)) != NULL)
+		return -1;
+	*tok_r = p;
+	*len_r = (size_t)(e - p);
+	return 1;
 }

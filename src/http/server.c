@@ -249,6 +249,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (r->responded)
 		return MHD_YES;
+	if (r->on_resume != NULL) {
+		enum MHD_Result (*fn)(struct http_req *) = r->on_resume;
+
+		r->on_resume = NULL;
+		return fn(r);
+	}
 	return dispatch(s, r);
 }
 
@@ -301,9 +307,14 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed"
 								   : "aborted"),
 		    LOG_END);
+	if (r->ctx_free != NULL)
+		r->ctx_free(r->ctx);
 	if (s->o.end != NULL)
 		s->o.end(r, s->o.cls);
 	json_decref(r->json);
+	/* Bodies carry passwords and refresh tokens. */
+	if (r->body != NULL)
+		sec_wipe(r->body, r->body_len);
 	free(r->body);
 	free(r);
 	atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_relaxed);
@@ -394,6 +405,20 @@ http_server_start(const struct http_server_opts *o, char *err, size_t errlen)
 	di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di != NULL ? di->port : o->port;
 	return s;
+}
+
+void
+http_suspend(
+    struct http_req *r, enum MHD_Result (*on_resume)(struct http_req *))
+{
+	r->on_resume = on_resume;
+	MHD_suspend_connection(r->conn);
+}
+
+void
+http_resume(struct http_req *r)
+{
+	MHD_resume_connection(r->conn);
 }
 
 unsigned int

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "util/str.h"
 
 #define LINE_MAX_BYTES  4096
 #define VALUE_MAX_BYTES 1024
@@ -50,11 +51,14 @@ log_json_escape(char *buf, size_t cap, const char *s, size_t maxin)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t o = 0, i;
+	size_t o = 0, i, k, n;
 
-	for (i = 0; p[i] != '\0' && i < maxin; i++) {
+	if (cap == 0)
+		return 0;
+	for (i = 0; p[i] != '\0' && i < maxin; i += n) {
 		unsigned char c = p[i];
 
+		n = 1;
 		if (c == '"' || c == '\\') {
 			if (o + 2 >= cap)
 				break;
@@ -67,51 +71,67 @@ log_json_escape(char *buf, size_t cap, const char *s, size_t maxin)
 			buf[o + 4] = hex[c >> 4];
 			buf[o + 5] = hex[c & 15];
 			o += 6;
-		} else {
+		} else if (c < 0x80) {
 			if (o + 1 >= cap)
 				break;
 			buf[o++] = (char)c;
-		}
-	}
-	/* Never end inside a UTF-8 sequence: drop a trailing partial one. */
-	if (o > 0 && ((unsigned char)buf[o - 1] & 0x80)) {
-		size_t k = o;
-
-		while (k > 0 && ((unsigned char)buf[k - 1] & 0xc0) == 0x80)
-			k--;
-		if (k > 0 && ((unsigned char)buf[k - 1] & 0xc0) == 0xc0) {
-			unsigned char lead = (unsigned char)buf[k - 1];
-			size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-
-			if (o - (k - 1) < want)
-				o = k - 1;
+		} else {
+			/* A whole valid UTF-8 sequence, or U+FFFD for a bad
+			 * byte: the line stays valid JSON whatever came in. */
+			n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			for (k = 1; k < n && i + k < maxin && p[i + k] != '\0';)
+				k++;
+			if (k != n && i + k >= maxin)
+				break; /* cut by maxin: drop the partial tail */
+			if (k != n || !str_utf8_valid(s + i, n)) {
+				n = 1;
+				if (o + 6 >= cap)
+					break;
+				memcpy(buf + o, "\\ufffd", 6);
+				o += 6;
+				continue;
+			}
+			if (o + n >= cap)
+				break;
+			memcpy(buf + o, s + i, n);
+			o += n;
 		}
 	}
 	buf[o] = '\0';
 	return o;
 }
 
+/*
+ * Appends ,"key":value to line when the whole field fits (with room for
+ * the closing brace and newline); a field that does not fit is dropped.
+ */
 static size_t
-put(char *line, size_t o, const char *s)
+put_field(
+    char *line, size_t o, const char *key, const char *str, const char *num)
 {
-	size_t n = strlen(s);
+	char f[LINE_MAX_BYTES];
+	size_t n = 0;
 
-	if (o + n >= LINE_MAX_BYTES - 2)
-		n = LINE_MAX_BYTES - 2 - o - 1;
-	memcpy(line + o, s, n);
-	return o + n;
-}
+	f[n++] = ',';
+	f[n++] = '"';
+	n += log_json_escape(f + n, 130, key, 128);
+	f[n++] = '"';
+	f[n++] = ':';
+	if (str != NULL) {
+		f[n++] = '"';
+		n += log_json_escape(
+		    f + n, sizeof(f) - n - 1, str, VALUE_MAX_BYTES);
+		f[n++] = '"';
+	} else {
+		size_t m = strlen(num);
 
-static size_t
-put_str(char *line, size_t o, const char *s)
-{
-	if (o + 3 >= LINE_MAX_BYTES - 2)
+		memcpy(f + n, num, m);
+		n += m;
+	}
+	if (o + n + 2 > LINE_MAX_BYTES)
 		return o;
-	line[o++] = '"';
-	o += log_json_escape(
-	    line + o, LINE_MAX_BYTES - 3 - o, s, VALUE_MAX_BYTES);
-	line[o++] = '"';
-	return o;
+	memcpy(line + o, f, n);
+	return o + n;
 }
 
 void
@@ -134,7 +154,9 @@ log_event(enum log_level lvl, const char *event, ...)
 	    "\"event\":",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	    tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl]);
-	o = put_str(line, o, event);
+	line[o++] = '"';
+	o += log_json_escape(line + o, 130, event, 128);
+	line[o++] = '"';
 	va_start(ap, event);
 	while ((tag = va_arg(ap, int)) != LOG_END) {
 		const char *key = va_arg(ap, const char *);
@@ -142,25 +164,15 @@ log_event(enum log_level lvl, const char *event, ...)
 		if (tag == LOG_F_STR) {
 			const char *v = va_arg(ap, const char *);
 
-			if (v == NULL)
-				continue;
-			o = put(line, o, ",");
-			o = put_str(line, o, key);
-			o = put(line, o, ":");
-			o = put_str(line, o, v);
+			if (v != NULL)
+				o = put_field(line, o, key, v, NULL);
 		} else if (tag == LOG_F_INT) {
 			snprintf(
 			    num, sizeof(num), "%lld", va_arg(ap, long long));
-			o = put(line, o, ",");
-			o = put_str(line, o, key);
-			o = put(line, o, ":");
-			o = put(line, o, num);
+			o = put_field(line, o, key, NULL, num);
 		} else if (tag == LOG_F_DBL) {
 			snprintf(num, sizeof(num), "%.6f", va_arg(ap, double));
-			o = put(line, o, ",");
-			o = put_str(line, o, key);
-			o = put(line, o, ":");
-			o = put(line, o, num);
+			o = put_field(line, o, key, NULL, num);
 		} else
 			break;
 	}

@@ -67,7 +67,7 @@ sec_read_file(const char *path, size_t max, char *err, size_t errlen)
 	size_t len = 0;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1) {
 		snprintf(
 		    err, errlen, "cannot open %s: %s", path, strerror(errno));

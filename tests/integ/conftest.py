@@ -60,12 +60,13 @@ class Daemon:
 
     def start(self, timeout=10):
         self.logf = open(self.log, "ab")
+        seen = len(self.events())
         self.proc = subprocess.Popen([binary("emailauthd"), "-c", self.conf],
                                      stdout=self.logf, stderr=self.logf,
                                      cwd=self.dir)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            for ev in self.events():
+            for ev in self.events()[seen:]:
                 if ev.get("event") == "started":
                     self.port = ev["port"]
                     return self

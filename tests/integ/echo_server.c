@@ -24,9 +24,9 @@ static enum MHD_Result
 route_echo(struct http_req *r)
 {
 	static const struct http_field fields[] = {
-	    {"username", JSON_STRING, 1},
-	    {"password", JSON_STRING, 1},
-	    {"remember", JSON_TRUE, 0},
+	    {"username", JSON_STRING, 1, 0},
+	    {"password", JSON_STRING, 1, 0},
+	    {"remember", JSON_TRUE, 0, 0},
 	};
 	enum MHD_Result ret;
 	json_t *o;

@@ -274,13 +274,22 @@ class Slapd:
         self.port_ldap = self.port_ldaps = None
         self.uri_ldap = self.uri_ldaps = None
         self.proc = None
+        self._spawn_log_offset = 0
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self):
-        """Start slapd, wait until it answers, load the LDIF.  Idempotent."""
+        """Start slapd, wait until it answers, load the LDIF.  Idempotent.
+
+        After a stop(), start() again is a restart: the same ports, the
+        same TLS files and the same database (the LDIF is not loaded
+        again), so clients configured with uri_ldap / uri_ldaps / ca_file
+        reach it again, as when a real directory server comes back.
+        """
         if self.running:
             return self
+        if self.port_ldap is not None:
+            return self._restart()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_tls_files()
         self._write_config()
@@ -296,6 +305,8 @@ class Slapd:
                     break
                 self.stop()
             else:
+                self.port_ldap = self.port_ldaps = None
+                self.uri_ldap = self.uri_ldaps = None
                 raise SlapdError("slapd: no free port pair after 5 attempts\n" + self.log())
             if self.ldif:
                 self.add(Path(self.ldif).read_text())
@@ -303,6 +314,27 @@ class Slapd:
             self.stop()
             raise
         return self
+
+    def _restart(self):
+        """start() after stop(): same ports, TLS files and data.
+
+        The ports must be ours again: slapd sets SO_REUSEADDR, so only
+        another listener on them makes this fail (after a few tries, in
+        case a client's connection is still being torn down).
+        """
+        self._write_config()
+        try:
+            for _attempt in range(20):
+                self._spawn()
+                if self._wait_ready():
+                    return self
+                self.stop()
+                time.sleep(0.25)
+            raise SlapdError(f"slapd: ports {self.port_ldap}/{self.port_ldaps} "
+                             "are taken, cannot restart\n" + self.log())
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self):
         """SIGTERM, wait up to 5 s, then SIGKILL.  Safe to call repeatedly."""
@@ -333,12 +365,29 @@ class Slapd:
     def __exit__(self, *exc):
         self.cleanup()
 
-    def log(self):
-        """slapd's stdout/stderr so far (for error messages)."""
+    def log(self, since=0):
+        """slapd's stdout/stderr so far (for error messages).
+
+        since: a byte offset from log_size(), to get only what came after.
+        """
         try:
-            return self.log_file.read_text(errors="replace")
+            with open(self.log_file, "rb") as f:
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def log_size(self):
+        """The log's length in bytes now: a mark for log(since=...).
+
+        With debug="stats" slapd logs one line per operation ("conn=1001
+        op=1 BIND dn=...", "SRCH base=... filter=..."), so the lines after
+        a mark tell whether a client asked the directory anything.
+        """
+        try:
+            return self.log_file.stat().st_size
+        except OSError:
+            return 0
 
     # -- setup -----------------------------------------------------------
 
@@ -369,6 +418,9 @@ modulepath {MODULE_DIR}
 moduleload back_mdb.so
 moduleload memberof.so
 moduleload ppolicy.so
+# {{ARGON2}} userPassword values (argie in directory.ldif); without the
+# module slapd cannot check them and every bind with one fails.
+moduleload argon2.so
 
 pidfile {self.tmpdir}/slapd.pid
 argsfile {self.tmpdir}/slapd.args
@@ -407,6 +459,7 @@ ppolicy_use_lockout
         with open(self.log_file, "ab") as log:
             log.write(f"--- slapd -h '{urls}'\n".encode())
             log.flush()
+            self._spawn_log_offset = log.tell()
             # Any -d keeps slapd in the foreground, so it stays our child.
             self.proc = subprocess.Popen(
                 [SLAPD, "-d", self.debug, "-f", str(self.conf_file), "-h", urls],
@@ -419,7 +472,8 @@ ppolicy_use_lockout
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                if "Address already in use" in self.log():
+                # Only this run's output: a restart appends to the log.
+                if "Address already in use" in self.log(since=self._spawn_log_offset):
                     return False
                 raise SlapdError(f"slapd exited with {self.proc.returncode}:\n{self.log()}")
             if all(self._port_open(p) for p in (self.port_ldap, self.port_ldaps)):
