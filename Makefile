@@ -17,7 +17,7 @@ SAN       ?= 0
 NODEPS    ?= 0
 PYTHON    := /usr/bin/python3
 
-PKGS      := libmicrohttpd libconfig jansson libcrypto sqlite3 libxcrypt ldap lber
+PKGS      := libmicrohttpd libconfig jansson libcrypto sqlite3 libxcrypt ldap lber libcurl
 CC        ?= gcc
 
 WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -47,7 +47,8 @@ LDLIBS    += $(PKG_LIBS)
 
 # The code shared by the daemon, the command line and the guard.
 CORE_SRC  := $(wildcard src/util/*.c src/log/*.c src/config/*.c src/http/*.c \
-             src/token/*.c src/session/*.c src/policy/*.c src/authn/*.c)
+             src/token/*.c src/session/*.c src/policy/*.c src/authn/*.c \
+             src/ratelimit/*.c src/guard/*.c)
 DAEMON_SRC:= $(wildcard src/daemon/*.c)
 CTL_SRC   := $(wildcard src/ctl/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -59,6 +60,18 @@ CTL_OBJ   := $(call obj,$(CTL_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPER_BIN:= $(B)/tests/echo_server $(B)/tests/jwt_interop
 BENCH_BIN := $(B)/bench/token_bench
+
+# libemailauth: the guard and what it needs, compiled a second time as
+# position-independent code with every symbol hidden but the ea_* API.
+LIB_SRC   := $(wildcard src/util/*.c src/log/*.c src/token/*.c src/policy/*.c \
+             src/ratelimit/*.c src/guard/*.c) src/config/lcfg.c \
+             src/http/response.c src/http/request.c
+LIB_PIC   := $(patsubst %.c,$(B)/pic/%.o,$(LIB_SRC))
+LIB_PKGS  := libmicrohttpd jansson libcrypto libconfig libcurl
+LIB_LIBS   = $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null)
+SOVER     := 0
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
 
 DEPS_STAMP := $(B)/.deps-ok
 
@@ -73,7 +86,8 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(B)/emailauthd $(B)/emailauthctl
+all: $(B)/emailauthd $(B)/emailauthctl $(B)/libemailauth.so $(B)/libemailauth.a \
+     $(B)/emailauth.pc
 
 # Installs every Debian package the build, tests and demo need (apt-get as
 # root); quick and silent when all are there. NODEPS=1 skips it.
@@ -93,6 +107,36 @@ $(B)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/pic/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC (pic) $<")
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fPIE,$(CFLAGS)) -fPIC \
+	    -fvisibility=hidden $(shell pkg-config --cflags libcurl) -c -o $@ $<
+
+$(B)/libemailauth.so: $(LIB_PIC)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libemailauth.so.$(SOVER) -Wl,--no-undefined \
+	    $(filter-out -pie,$(LDFLAGS)) -o $@ $^ $(LIB_LIBS)
+
+# The static library is one object with only the ea_* symbols global, so
+# our internal names cannot clash with an application's.
+$(B)/libemailauth.a: $(LIB_PIC)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(CC) -r -nostdlib -o $(B)/pic/emailauth-all.o $^
+	$(Q)objcopy --localize-hidden $(B)/pic/emailauth-all.o
+	$(Q)rm -f $@ && ar rcs $@ $(B)/pic/emailauth-all.o
+
+$(B)/emailauth.pc: Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	    'Name: emailauth' \
+	    'Description: emailauth guard: verify emailauth tokens in libmicrohttpd services' \
+	    'Version: $(VERSION)' \
+	    'Requires: libmicrohttpd' \
+	    'Requires.private: jansson libcrypto libconfig libcurl' \
+	    'Cflags: -I$${includedir}' \
+	    'Libs: -L$${libdir} -lemailauth' > $@
 
 $(B)/libcore.a: $(CORE_OBJ)
 	@rm -f $@
@@ -152,6 +196,13 @@ install: all
 	    $(DESTDIR)/etc/emailauth
 	install -m 0755 $(B)/emailauthd $(DESTDIR)$(PREFIX)/sbin/emailauthd
 	install -m 0755 $(B)/emailauthctl $(DESTDIR)$(PREFIX)/sbin/emailauthctl
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/emailauth
+	install -m 0644 include/emailauth/guard.h $(DESTDIR)$(INCDIR)/emailauth/guard.h
+	install -m 0755 $(B)/libemailauth.so $(DESTDIR)$(LIBDIR)/libemailauth.so.$(VERSION)
+	ln -sf libemailauth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libemailauth.so.$(SOVER)
+	ln -sf libemailauth.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libemailauth.so
+	install -m 0644 $(B)/libemailauth.a $(DESTDIR)$(LIBDIR)/libemailauth.a
+	install -m 0644 $(B)/emailauth.pc $(DESTDIR)$(LIBDIR)/pkgconfig/emailauth.pc
 	install -m 0644 etc/emailauthd.conf $(DESTDIR)$(PREFIX)/share/doc/emailauth/emailauthd.conf.example
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/emailauth/README.md
 

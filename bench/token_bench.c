@@ -365,10 +365,10 @@ main(int argc, char **argv)
 	int rounds = 5, cpu, i, round, k;
 	cpu_set_t set;
 
-	if (argc > 1 && (n = strtoul(argv[1], NULL, 10)) < 10)
-		die("usage: token_bench [N >= 10 [ROUNDS]]");
+	if (argc > 1 && (n = strtoul(argv[1], NULL, 10)) < 20)
+		die("usage: token_bench [N >= 20 [ROUNDS]]");
 	if (argc > 2 && (rounds = atoi(argv[2])) < 1)
-		die("usage: token_bench [N >= 10 [ROUNDS]]");
+		die("usage: token_bench [N >= 20 [ROUNDS]]");
 	/* One core: stay on the one we started on. */
 	cpu = sched_getcpu();
 	CPU_ZERO(&set);
@@ -391,7 +391,7 @@ main(int argc, char **argv)
 		for (k = 0; k < OP_COUNT; k++) {
 			struct alg_run w = runs[i];
 
-			pass(&w, k, 0, 0, 10, now);
+			pass(&w, k, 0, 0, w.n < 10 ? w.n : 10, now);
 		}
 	for (round = 0; round < rounds; round++)
 		for (i = 0; i < 2; i++) {

@@ -116,6 +116,7 @@ static const struct key keys[] = {
     INT("tokens.refresh_ttl", tokens.refresh_ttl, 60, 31536000, 28800),
     INT("tokens.refresh_idle", tokens.refresh_idle, 60, 31536000, 3600),
     INT("tokens.leeway", tokens.leeway, 0, 300, 30),
+    INT("tokens.verify_cache", tokens.verify_cache, 64, 16777216, 10000),
 
     GROUP("ldap"),
     LIST("ldap.uri", ldap.uri, F_REQ),

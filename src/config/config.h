@@ -73,6 +73,7 @@ struct cfg {
 		long long refresh_ttl;
 		long long refresh_idle;
 		long long leeway;
+		long long verify_cache; /* verified tokens kept by /v1/verify */
 	} tokens;
 
 	struct {

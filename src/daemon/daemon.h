@@ -40,4 +40,7 @@ enum MHD_Result route_userinfo(struct http_req *r);
 enum MHD_Result route_jwks(struct http_req *r);
 enum MHD_Result route_discovery(struct http_req *r);
 
+/* routes_verify.c */
+enum MHD_Result route_verify(struct http_req *r);
+
 #endif

@@ -38,6 +38,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/refresh", HTTP_JSON, route_refresh},
     {"POST", "/v1/logout", HTTP_JSON, route_logout},
     {"GET", "/v1/userinfo", 0, route_userinfo},
+    {"GET", "/v1/verify", 0, route_verify},
     {"GET", "/.well-known/jwks.json", 0, route_jwks},
     {"GET", "/.well-known/openid-configuration", 0, route_discovery},
     {"GET", "/healthz", 0, route_healthz},

@@ -19,6 +19,7 @@ rt_free(struct rt *rt)
 		return;
 	for (i = 0; i < rt->n_backends; i++)
 		rt->backends[i].be->close(rt->backends[i].state);
+	gv_free(rt->verifier);
 	free(rt->discovery);
 	free(rt->jwks);
 	tok_keyset_free(rt->keys);
@@ -91,6 +92,13 @@ rt_load(
 		goto out;
 	}
 	rt->jwks_len = strlen(rt->jwks);
+	rt->verifier = gv_new(rt->cfg->issuer, rt->cfg->tokens.audience,
+	    rt->cfg->tokens.leeway, (size_t)rt->cfg->tokens.verify_cache);
+	if (rt->verifier == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	gv_set_keys(rt->verifier, rt->keys, 0);
 	rt->discovery_len = strlen(rt->discovery);
 	for (i = 0; i < rt->cfg->backends.n && i < RT_BACKENDS_MAX; i++) {
 		const struct authn_backend *be =

@@ -13,6 +13,7 @@
 
 #include "authn/authn.h"
 #include "config/config.h"
+#include "guard/verifier.h"
 #include "policy/policy.h"
 #include "token/token.h"
 
@@ -27,7 +28,8 @@ struct rt {
 	struct cfg *cfg;
 	struct pol_map *roles;
 	struct tok_keyset *keys;
-	char *jwks; /* the JWKS document */
+	struct gv *verifier; /* GET /v1/verify: keys above, with a cache */
+	char *jwks;          /* the JWKS document */
 	size_t jwks_len;
 	char *discovery; /* /.well-known/openid-configuration */
 	size_t discovery_len;

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
@@ -212,6 +213,8 @@ tok_keyset_from_jwks(const char *json, size_t len, struct tok_keyset **r,
 	size_t i;
 	int ret = -1;
 
+	/* Skipped keys leave OpenSSL errors; none outlives this call. */
+	ERR_set_mark();
 	if (json == NULL || r == NULL) {
 		snprintf(err, errlen, "no JWKS");
 		goto out;
@@ -267,5 +270,6 @@ out:
 	tok_key_free(k);
 	tok_keyset_free(ks);
 	json_decref(root);
+	ERR_pop_to_mark();
 	return ret;
 }

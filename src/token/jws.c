@@ -127,6 +127,7 @@ tok_sign(const struct tok_key *k, const json_t *claims)
 	char *body = NULL, *tok = NULL, *ret = NULL;
 	size_t blen, total, o, slen;
 
+	ERR_set_mark();
 	/* Our keys' kids are thumbprints: k->hdr is always there. */
 	if (k == NULL || !k->priv || k->hdr == NULL ||
 	    !json_is_object(claims) ||
@@ -152,6 +153,7 @@ tok_sign(const struct tok_key *k, const json_t *claims)
 out:
 	free(body);
 	free(tok);
+	ERR_pop_to_mark();
 	return ret;
 }
 

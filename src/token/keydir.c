@@ -25,6 +25,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -354,6 +355,8 @@ tok_keyset_load(const char *state_dir, const char *alg, int create,
 	char dir[PATH_LEN], path[PATH_LEN];
 	int rsa = 0, exists, lock = -1, made = 0, ret = -1, i, rc;
 
+	/* No OpenSSL error outlives this call; err says what went wrong. */
+	ERR_set_mark();
 	if (state_dir == NULL || r == NULL) {
 		snprintf(err, errlen, "no state directory");
 		goto out;
@@ -411,6 +414,7 @@ out:
 	tok_keyset_free(ks);
 	if (lock != -1)
 		close(lock);
+	ERR_pop_to_mark();
 	return ret;
 }
 
@@ -471,6 +475,7 @@ tok_keys_rotate(const char *state_dir, const char *alg, long long min_age,
 	EVP_PKEY *pkey = NULL;
 	int rsa, exists, lock = -1, written = 0, linked = 0, ret = -1, i, rc;
 
+	ERR_set_mark();
 	if (state_dir == NULL) {
 		snprintf(err, errlen, "no state directory");
 		goto out;
@@ -551,5 +556,6 @@ out:
 	tok_key_free(k);
 	if (lock != -1)
 		close(lock);
+	ERR_pop_to_mark();
 	return ret;
 }

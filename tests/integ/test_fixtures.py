@@ -25,12 +25,6 @@ def test_bind_over_starttls_and_ldaps(slapd):
         assert r.stdout.strip() == f"dn:{ALICE}"
 
 
-def test_certificate_names_localhost_too(slapd):
-    # The server certificate has DNS:localhost besides IP:127.0.0.1.
-    r = slapd.whoami(ALICE, "Wonderland-42", uri=f"ldaps://localhost:{slapd.port_ldaps}")
-    assert r.returncode == 0, r.stderr
-
-
 def test_wrong_ca_is_refused(slapd):
     r = slapd.whoami(ALICE, "Wonderland-42", ca_file=slapd.wrong_ca_file)
     assert r.returncode != 0 and "start_tls" in r.stderr

@@ -5,7 +5,9 @@
  *
  * Tokens under attack are built here with an independent signer (OpenSSL
  * on the PEM files, the r || s conversion written again), so a bug in
- * tok_sign() cannot hide one in tok_verify().
+ * tok_sign() cannot hide one in tok_verify(). test_libjwt_interop runs
+ * the libjwt helper built beside this binary (tests/integ/jwt_interop.c)
+ * both ways, and skips when it was not built.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,6 +32,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -536,6 +539,8 @@ verify_with(const struct tok_keyset *ks, const char *tok, size_t len,
 	int rc;
 
 	rc = tok_verify(ks, tok, len, &e, &claims, &why);
+	/* Nothing left on OpenSSL's error queue for the caller to trip on. */
+	assert_int_equal(ERR_peek_error(), 0);
 	if ((rc == 0) != (why == TOK_OK))
 		fail_msg("tok_verify returned %d with reason %s", rc,
 		    tok_err_name(why));
@@ -1515,6 +1520,7 @@ test_jwks_refused(void **state)
 				fail_msg("JWKS '%s' accepted", cases[i].name);
 			assert_int_equal(ks->n, cases[i].want_n);
 		}
+		assert_int_equal(ERR_peek_error(), 0);
 		tok_keyset_free(ks);
 		free(doc);
 	}
@@ -1662,6 +1668,7 @@ load_fails(const char *dir, int create, const char *want)
 	if (tok_keyset_load(dir, "ES256", create, &ks, err, sizeof(err)) != -1)
 		fail_msg("tok_keyset_load accepted (want '%s')", want);
 	assert_null(ks);
+	assert_int_equal(ERR_peek_error(), 0);
 	if (strstr(err, want) == NULL)
 		fail_msg("error '%s' lacks '%s'", err, want);
 }

@@ -1,0 +1,108 @@
+/*
+ * JWKS fetching with libcurl.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "guard/fetch.h"
+
+struct body {
+	char *p;
+	size_t len;
+	int too_big;
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_rc = -1;
+
+static void
+do_init(void)
+{
+	init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+int
+fetch_init(void)
+{
+	pthread_once(&once, do_init);
+	return init_rc;
+}
+
+static size_t
+on_data(char *data, size_t size, size_t n, void *arg)
+{
+	struct body *b = arg;
+	size_t len = size * n;
+
+	if (b->len + len > FETCH_MAX) {
+		b->too_big = 1;
+		return 0; /* aborts the transfer */
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return len;
+}
+
+char *
+fetch_url(const char *url, const char *ca_file, unsigned int timeout,
+    size_t *len_r, char *err, size_t errlen)
+{
+	struct body b = {NULL, 0, 0};
+	CURL *h = NULL;
+	CURLcode rc;
+	long status = 0;
+	char *ret = NULL;
+
+	if (fetch_init() == -1) {
+		snprintf(err, errlen, "libcurl cannot start");
+		return NULL;
+	}
+	if ((b.p = malloc(FETCH_MAX + 1)) == NULL ||
+	    (h = curl_easy_init()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)timeout);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)timeout);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "libemailauth");
+	rc = curl_easy_perform(h);
+	if (b.too_big) {
+		snprintf(
+		    err, errlen, "the JWKS is larger than %d bytes", FETCH_MAX);
+		goto out;
+	}
+	if (rc != CURLE_OK) {
+		snprintf(err, errlen, "cannot fetch the JWKS: %s",
+		    curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		snprintf(err, errlen, "fetching the JWKS answered %ld", status);
+		goto out;
+	}
+	b.p[b.len] = '\0';
+	*len_r = b.len;
+	ret = b.p;
+	b.p = NULL;
+out:
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	free(b.p);
+	return ret;
+}

@@ -1,0 +1,24 @@
+/*
+ * Fetching a JWKS document over HTTP(S) with libcurl: bounded size and
+ * time, no redirects, http and https only.
+ */
+#ifndef EA_GUARD_FETCH_H
+#define EA_GUARD_FETCH_H
+
+#include <stddef.h>
+
+#define FETCH_MAX (64 * 1024)
+
+/*
+ * GETs url (ca_file for https; NULL: the system's CAs), at most FETCH_MAX
+ * bytes within timeout seconds. Returns a new NUL-terminated body (the
+ * caller frees) with its length in *len_r, or NULL with a message in err.
+ * Thread-safe once fetch_init() has run.
+ */
+char *fetch_url(const char *url, const char *ca_file, unsigned int timeout,
+    size_t *len_r, char *err, size_t errlen);
+
+/* Initialises libcurl once (thread-safe, idempotent). Returns 0 or -1. */
+int fetch_init(void);
+
+#endif
