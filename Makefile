@@ -52,6 +52,7 @@ CORE_SRC  := $(wildcard src/util/*.c src/log/*.c src/config/*.c src/http/*.c \
 DAEMON_SRC:= $(wildcard src/daemon/*.c)
 CTL_SRC   := $(wildcard src/ctl/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+EXAMPLE_SRC := $(wildcard examples/emailapi/*.c)
 
 obj        = $(patsubst %.c,$(B)/obj/%.o,$(1))
 CORE_OBJ  := $(call obj,$(CORE_SRC))
@@ -72,6 +73,7 @@ LIB_LIBS   = $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null)
 SOVER     := 0
 LIBDIR    ?= $(PREFIX)/lib
 INCDIR    ?= $(PREFIX)/include
+SYSCONFDIR?= /etc
 
 DEPS_STAMP := $(B)/.deps-ok
 
@@ -87,7 +89,7 @@ endif
 .SECONDARY:
 
 all: $(B)/emailauthd $(B)/emailauthctl $(B)/libemailauth.so $(B)/libemailauth.a \
-     $(B)/emailauth.pc
+     $(B)/emailauth.pc $(if $(EXAMPLE_SRC),$(B)/emailapi)
 
 # Installs every Debian package the build, tests and demo need (apt-get as
 # root); quick and silent when all are there. NODEPS=1 skips it.
@@ -127,16 +129,25 @@ $(B)/libemailauth.a: $(LIB_PIC)
 	$(Q)objcopy --localize-hidden $(B)/pic/emailauth-all.o
 	$(Q)rm -f $@ && ar rcs $@ $(B)/pic/emailauth-all.o
 
-$(B)/emailauth.pc: Makefile
-	@mkdir -p $(@D)
-	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+# emailauth.pc for the PREFIX of this make run (install writes its own).
+write_pc = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	    'Name: emailauth' \
 	    'Description: emailauth guard: verify emailauth tokens in libmicrohttpd services' \
 	    'Version: $(VERSION)' \
 	    'Requires: libmicrohttpd' \
 	    'Requires.private: jansson libcrypto libconfig libcurl' \
 	    'Cflags: -I$${includedir}' \
-	    'Libs: -L$${libdir} -lemailauth' > $@
+	    'Libs: -L$${libdir} -lemailauth' > $(1)
+
+$(B)/emailauth.pc: Makefile
+	@mkdir -p $(@D)
+	@$(call write_pc,$@)
+
+# The example email API links the guard like any outside service would:
+# through the public header and the static library only.
+$(B)/emailapi: $(patsubst %.c,$(B)/obj/%.o,$(EXAMPLE_SRC)) $(B)/libemailauth.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LIBS) $(shell pkg-config --libs sqlite3)
 
 $(B)/libcore.a: $(CORE_OBJ)
 	@rm -f $@
@@ -193,7 +204,7 @@ demo: deps all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/emailauth \
-	    $(DESTDIR)/etc/emailauth
+	    $(DESTDIR)$(SYSCONFDIR)/emailauth
 	install -m 0755 $(B)/emailauthd $(DESTDIR)$(PREFIX)/sbin/emailauthd
 	install -m 0755 $(B)/emailauthctl $(DESTDIR)$(PREFIX)/sbin/emailauthctl
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/emailauth
@@ -202,7 +213,7 @@ install: all
 	ln -sf libemailauth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libemailauth.so.$(SOVER)
 	ln -sf libemailauth.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libemailauth.so
 	install -m 0644 $(B)/libemailauth.a $(DESTDIR)$(LIBDIR)/libemailauth.a
-	install -m 0644 $(B)/emailauth.pc $(DESTDIR)$(LIBDIR)/pkgconfig/emailauth.pc
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/emailauth.pc)
 	install -m 0644 etc/emailauthd.conf $(DESTDIR)$(PREFIX)/share/doc/emailauth/emailauthd.conf.example
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/emailauth/README.md
 

@@ -44,6 +44,13 @@ route_verify(struct http_req *r)
 			{NULL, NULL}});
 	}
 	need = http_header(r, "X-Required-Permission");
+	if (http_header_count(r, "X-Required-Permission") > 1) {
+		/* A proxy that appends instead of replacing would let the
+		 * client pick which one counts: refuse. */
+		gv_release(p);
+		return http_problem(
+		    r, 400, "X-Required-Permission is repeated", NULL);
+	}
 	if (need != NULL &&
 	    (!pol_permission_valid(need, 0) ||
 		!pol_scope_permits(p->scope, need))) {

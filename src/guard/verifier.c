@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "guard/verifier.h"
+#include "util/str.h"
 
 #define STRIPES 64
 
@@ -80,12 +81,24 @@ gv_release(struct ea_principal *p)
 	free(p);
 }
 
-static char *
-opt_string(const json_t *claims, const char *name)
+/*
+ * A claim that may be absent; when present it must be a string without
+ * control characters (it ends up in headers such as X-Auth-User).
+ * Returns 0 (and a copy or NULL in *r), or -1 when it is unacceptable.
+ */
+static int
+opt_string(const json_t *claims, const char *name, char **r)
 {
-	const char *s = json_string_value(json_object_get(claims, name));
+	const json_t *v = json_object_get(claims, name);
 
-	return s != NULL ? strdup(s) : NULL;
+	*r = NULL;
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) ||
+	    str_has_control(json_string_value(v), json_string_length(v)) ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return -1;
+	return (*r = strdup(json_string_value(v))) != NULL ? 0 : -1;
 }
 
 /* Builds the principal from verified claims. NULL on a wrong type. */
@@ -93,22 +106,22 @@ static struct ea_principal *
 principal_of(const json_t *claims)
 {
 	struct ea_principal *p;
-	const json_t *roles, *r, *v;
+	const json_t *roles, *r;
 	size_t i, csv = 0;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	atomic_init(&p->refs, 1);
 	p->exp = (long long)json_integer_value(json_object_get(claims, "exp"));
-	p->sub = opt_string(claims, "sub");
-	p->name = opt_string(claims, "name");
-	p->email = opt_string(claims, "email");
-	p->sid = opt_string(claims, "sid");
-	p->jti = opt_string(claims, "jti");
-	v = json_object_get(claims, "scope");
-	if (v != NULL && !json_is_string(v))
+	if (opt_string(claims, "sub", &p->sub) == -1 ||
+	    opt_string(claims, "name", &p->name) == -1 ||
+	    opt_string(claims, "email", &p->email) == -1 ||
+	    opt_string(claims, "sid", &p->sid) == -1 ||
+	    opt_string(claims, "jti", &p->jti) == -1 ||
+	    opt_string(claims, "scope", &p->scope) == -1)
 		goto fail;
-	p->scope = strdup(v != NULL ? json_string_value(v) : "");
+	if (p->scope == NULL && (p->scope = strdup("")) == NULL)
+		goto fail;
 	roles = json_object_get(claims, "roles");
 	if (roles != NULL &&
 	    (!json_is_array(roles) || json_array_size(roles) > 256))
@@ -119,7 +132,12 @@ principal_of(const json_t *claims)
 			goto fail;
 		json_array_foreach(roles, i, r)
 		{
-			if (!json_is_string(r))
+			/* Role names are [A-Za-z0-9_-]: anything else (a comma
+			 * would forge X-Auth-Roles) is not ours. */
+			if (!json_is_string(r) || json_string_length(r) == 0 ||
+			    strspn(json_string_value(r),
+				"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				"0123456789_-") != json_string_length(r))
 				goto fail;
 			if ((p->roles[p->n_roles] =
 				    strdup(json_string_value(r))) == NULL)

@@ -171,9 +171,13 @@ void http_resume(struct http_req *r);
 
 /*
  * The Bearer token of the Authorization header: 1 found (*tok_r points
- * into the header, *len_r its length), 0 none, -1 malformed.
+ * into the header, *len_r its length), 0 none, -1 malformed (or several
+ * Authorization headers).
  */
 int http_bearer(struct http_req *r, const char **tok_r, size_t *len_r);
+
+/* How many request headers are called name. */
+unsigned int http_header_count(struct http_req *r, const char *name);
 
 /* The value of request header name (first of several), or NULL. */
 const char *http_header(struct http_req *r, const char *name);

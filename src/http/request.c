@@ -78,6 +78,23 @@ http_client_addr(struct http_req *r)
 	return 0;
 }
 
+struct header_count {
+	const char *name;
+	unsigned int n;
+};
+
+static enum MHD_Result
+count_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_count *c = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, c->name) == 0)
+		c->n++;
+	return MHD_YES;
+}
+
 struct head_scan {
 	unsigned int n_cl;
 	unsigned int n_te;
@@ -309,6 +326,15 @@ http_check_fields(struct http_req *r, const struct http_field *f, size_t n,
 	return 0;
 }
 
+unsigned int
+http_header_count(struct http_req *r, const char *name)
+{
+	struct header_count c = {name, 0};
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_cb, &c);
+	return c.n;
+}
+
 int
 http_bearer(struct http_req *r, const char **tok_r, size_t *len_r)
 {
@@ -317,6 +343,9 @@ http_bearer(struct http_req *r, const char **tok_r, size_t *len_r)
 
 	if (h == NULL)
 		return 0;
+	/* Two Authorization headers: which one would a proxy have meant? */
+	if (http_header_count(r, MHD_HTTP_HEADER_AUTHORIZATION) > 1)
+		return -1;
 	if (strncasecmp(h, "Bearer ", 7) != 0)
 		return -1;
 	p = h + 7;

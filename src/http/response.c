@@ -129,8 +129,18 @@ http_reply(struct http_req *r, unsigned int status, const char *ctype,
 		MHD_add_response_header(
 		    resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	http_decorate(resp, r->conn, r->pol, r->id);
-	for (; extra != NULL && extra->name != NULL; extra++)
-		MHD_add_response_header(resp, extra->name, extra->value);
+	for (; extra != NULL && extra->name != NULL; extra++) {
+		if (MHD_add_response_header(resp, extra->name, extra->value) !=
+		    MHD_YES) {
+			/* A header we meant to send cannot be sent (a value
+			 * with CR/LF): never answer without it (a 200 without
+			 * X-Auth-User would let a proxy through as nobody). */
+			MHD_destroy_response(resp);
+			if (status >= 500)
+				return MHD_NO;
+			return http_problem(r, 500, NULL, NULL);
+		}
+	}
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES) {
