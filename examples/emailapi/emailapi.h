@@ -120,14 +120,6 @@ enum MHD_Result reply_problem(struct api *a, struct MHD_Connection *c,
     unsigned int status, const char *detail, const char *const *extra);
 
 /*
- * Answers a CORS preflight: 403 for an Origin the guard does not allow,
- * 405 with Allow when method_ok is 0, else 204 with the
- * Access-Control-Allow-* headers (allow: the route's methods).
- */
-enum MHD_Result reply_preflight(
-    struct api *a, struct MHD_Connection *c, const char *allow, int method_ok);
-
-/*
  * Writes one JSON line to stderr: {"ts","level","event",...}; fields are
  * (name, value) string pairs ending with NULL. Thread-safe.
  */

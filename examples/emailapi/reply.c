@@ -78,98 +78,13 @@ reply_empty(struct api *a, struct MHD_Connection *c, unsigned int status,
 	return queue(c, status, resp);
 }
 
-/* MHD_KeyValueIterator: copies one header onto the response in cls. */
-static enum MHD_Result
-copy_header(
-    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	(void)kind;
-	return MHD_add_response_header(cls, key, value);
-}
-
 enum MHD_Result
 reply_problem(struct api *a, struct MHD_Connection *c, unsigned int status,
     const char *detail, const char *const *extra)
 {
-	struct MHD_Response *scratch = NULL, *resp = NULL;
-	enum MHD_Result ret = MHD_NO;
-	const char *id;
-	json_t *doc = NULL;
-	char *s = NULL;
-
-	if (extra == NULL || extra[0] == NULL)
-		return ea_guard_problem(a->guard, c, status, detail);
-	/*
-	 * ea_guard_problem() takes no extra header, so decorate an empty
-	 * response to learn the request id and the headers, and copy them
-	 * onto ours (the body's request_id must match X-Request-Id).
-	 */
-	scratch = MHD_create_response_from_buffer(
-	    0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
-	if (scratch == NULL)
-		goto out;
-	ea_guard_decorate(a->guard, c, scratch);
-	if ((id = MHD_get_response_header(scratch, "X-Request-Id")) == NULL)
-		id = "";
-	doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
-	    "title", MHD_get_reason_phrase_for(status), "status", (int)status,
-	    "detail", detail, "request_id", id);
-	if (doc == NULL || (s = json_dumps(doc, JSON_COMPACT)) == NULL)
-		goto out;
-	resp = MHD_create_response_from_buffer(
-	    strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL)
-		goto out;
-	s = NULL;
-	if (MHD_get_response_headers(scratch, copy_header, resp) < 0 ||
-	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		"application/problem+json") != MHD_YES ||
-	    add_extra(resp, extra) == -1)
-		goto out;
-	ret = MHD_queue_response(c, status, resp);
-out:
-	if (resp != NULL)
-		MHD_destroy_response(resp);
-	if (scratch != NULL)
-		MHD_destroy_response(scratch);
-	json_decref(doc);
-	free(s);
-	return ret;
-}
-
-enum MHD_Result
-reply_preflight(
-    struct api *a, struct MHD_Connection *c, const char *allow, int method_ok)
-{
-	struct MHD_Response *resp;
-
-	resp = MHD_create_response_from_buffer(
-	    0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
-	if (resp == NULL)
-		return MHD_NO;
-	/* The guard adds Access-Control-Allow-Origin only for its list. */
-	ea_guard_decorate(a->guard, c, resp);
-	if (MHD_get_response_header(resp, "Access-Control-Allow-Origin") ==
-	    NULL) {
-		MHD_destroy_response(resp);
-		return ea_guard_problem(a->guard, c, 403, "origin not allowed");
-	}
-	if (!method_ok) {
-		MHD_destroy_response(resp);
-		return reply_problem(a, c, 405,
-		    "the method is not allowed here",
-		    (const char *const[]){"Allow", allow, NULL});
-	}
-	if (MHD_add_response_header(
-		resp, "Access-Control-Allow-Methods", allow) != MHD_YES ||
-	    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-		"Authorization, Content-Type") != MHD_YES ||
-	    MHD_add_response_header(resp, "Access-Control-Max-Age", "600") !=
-		MHD_YES) {
-		MHD_destroy_response(resp);
-		return MHD_NO;
-	}
-	return queue(c, 204, resp);
+	/* The guard writes the problem+json body and every security header;
+	 * extra adds ours (Allow on a 405). */
+	return ea_guard_problem_headers(a->guard, c, status, detail, extra);
 }
 
 /* Writes one line with one write(2), so lines never interleave. */

@@ -332,20 +332,17 @@ do_label(struct api *a, struct MHD_Connection *c, struct api_req *r)
 	return ret;
 }
 
-/* OPTIONS: a CORS preflight for an allowed origin, else Allow. */
+/* OPTIONS: a CORS preflight (answered by the guard), else Allow. */
 static enum MHD_Result
 preflight(struct api *a, struct MHD_Connection *c, struct api_req *r)
 {
-	const char *want;
+	enum MHD_Result ret;
 
 	r->answered = 1;
-	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") == NULL)
-		return reply_empty(a, c, 204,
-		    (const char *const[]){"Allow", allow[r->route], NULL});
-	want = MHD_lookup_connection_value(
-	    c, MHD_HEADER_KIND, "Access-Control-Request-Method");
-	return reply_preflight(
-	    a, c, allow[r->route], want != NULL && op_of(r->route, want) != -1);
+	if (ea_guard_preflight(a->guard, c, allow[r->route], &ret))
+		return ret;
+	return reply_empty(
+	    a, c, 204, (const char *const[]){"Allow", allow[r->route], NULL});
 }
 
 /* 1 when the request announces a body. */

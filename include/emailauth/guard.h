@@ -176,6 +176,27 @@ EA_API void ea_guard_decorate(struct ea_guard *guard,
 EA_API enum MHD_Result ea_guard_problem(struct ea_guard *guard,
     struct MHD_Connection *connection, unsigned int status, const char *detail);
 
+/*
+ * The same with extra response headers: headers is an array of name,
+ * value, name, value, ..., NULL (e.g. { "Allow", "GET, HEAD", NULL }),
+ * or NULL.
+ */
+EA_API enum MHD_Result ea_guard_problem_headers(struct ea_guard *guard,
+    struct MHD_Connection *connection, unsigned int status, const char *detail,
+    const char *const *headers);
+
+/*
+ * Answers a CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) for a resource that allows methods
+ * ("GET, POST"): 204 with the CORS headers when the origin is allowed and
+ * the method listed, else a 403 or 405 problem. Returns 1 when it
+ * answered (then *ret_r is the result to return), 0 when the request is
+ * no preflight.
+ */
+EA_API int ea_guard_preflight(struct ea_guard *guard,
+    struct MHD_Connection *connection, const char *methods,
+    enum MHD_Result *ret_r);
+
 /* The token's sub, name and email (NULL when the token has none). */
 EA_API const char *ea_principal_subject(const struct ea_principal *p);
 EA_API const char *ea_principal_name(const struct ea_principal *p);

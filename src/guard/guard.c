@@ -313,7 +313,8 @@ ip_allowed(struct ea_guard *g, struct http_req *r, enum MHD_Result *ret_r)
 	if (rl_take(
 		g->rl_ip, r->client_ip, strlen(r->client_ip), 1, mono(), &info))
 		return 1;
-	glog(g, EA_LOG_INFO, "rate limited: client %s", r->client_ip);
+	glog(g, EA_LOG_INFO, "request %s: rate limited: client %s", r->id,
+	    r->client_ip);
 	*ret_r = too_many(r, &info);
 	return 0;
 }
@@ -373,13 +374,15 @@ ea_guard_check(struct ea_guard *g, struct MHD_Connection *c,
 		gv_verify(
 		    g->verifier, tok, len, (long long)time(NULL), &p, &why);
 	if (p == NULL) {
-		glog(g, EA_LOG_INFO, "token refused: %s", tok_err_name(why));
+		glog(g, EA_LOG_INFO, "request %s: token refused: %s", r.id,
+		    tok_err_name(why));
 		*ret_r = unauthorized(&r, 1);
 		return NULL;
 	}
 	if (g->rl_sub != NULL &&
 	    !rl_take(g->rl_sub, p->sub, strlen(p->sub), 1, mono(), &info)) {
-		glog(g, EA_LOG_INFO, "rate limited: subject %s", p->sub);
+		glog(g, EA_LOG_INFO, "request %s: rate limited: subject %s",
+		    r.id, p->sub);
 		*ret_r = too_many(&r, &info);
 		gv_release(p);
 		return NULL;
@@ -418,6 +421,80 @@ ea_guard_problem(struct ea_guard *g, struct MHD_Connection *c,
 
 	req_init(g, &r, c);
 	return http_problem(&r, status, detail, NULL);
+}
+
+enum MHD_Result
+ea_guard_problem_headers(struct ea_guard *g, struct MHD_Connection *c,
+    unsigned int status, const char *detail, const char *const *headers)
+{
+	struct http_header h[17];
+	struct http_req r;
+	size_t n = 0;
+
+	req_init(g, &r, c);
+	while (headers != NULL && headers[2 * n] != NULL &&
+	    headers[2 * n + 1] != NULL && n < 16) {
+		h[n].name = headers[2 * n];
+		h[n].value = headers[2 * n + 1];
+		n++;
+	}
+	h[n].name = h[n].value = NULL;
+	return http_problem(&r, status, detail, h);
+}
+
+/* 1 when method is one of the comma-separated methods. */
+static int
+method_listed(const char *methods, const char *method)
+{
+	size_t n = strlen(method);
+	const char *p = methods;
+
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (strncmp(p, method, n) == 0 &&
+		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return 1;
+		p = strchr(p, ',');
+	}
+	return 0;
+}
+
+int
+ea_guard_preflight(struct ea_guard *g, struct MHD_Connection *c,
+    const char *methods, enum MHD_Result *ret_r)
+{
+	const char *origin, *want;
+	char age[32];
+	struct http_req r;
+	size_t i;
+	int ok = 0;
+
+	req_init(g, &r, c);
+	origin = http_header(&r, "Origin");
+	want = http_header(&r, "Access-Control-Request-Method");
+	if (origin == NULL || want == NULL)
+		return 0;
+	for (i = 0; i < g->pol.n_cors_origins; i++)
+		ok |= strcmp(origin, g->pol.cors_origins[i]) == 0;
+	if (!ok) {
+		*ret_r = http_problem(&r, 403, "origin not allowed", NULL);
+		return 1;
+	}
+	if (methods == NULL || !method_listed(methods, want)) {
+		*ret_r = http_problem(&r, 405, "method not allowed",
+		    (struct http_header[]){
+			{"Allow", methods != NULL ? methods : ""},
+			{NULL, NULL}});
+		return 1;
+	}
+	snprintf(age, sizeof(age), "%lld", g->pol.cors_max_age);
+	*ret_r = http_reply(&r, 204, NULL, "", 0,
+	    (struct http_header[]){{"Access-Control-Allow-Methods", methods},
+		{"Access-Control-Allow-Headers",
+		    "Authorization, Content-Type, If-Match"},
+		{"Access-Control-Max-Age", age}, {NULL, NULL}});
+	return 1;
 }
 
 const char *

@@ -171,8 +171,8 @@ void http_resume(struct http_req *r);
 
 /*
  * The Bearer token of the Authorization header: 1 found (*tok_r points
- * into the header, *len_r its length), 0 none, -1 malformed (or several
- * Authorization headers).
+ * into the header, *len_r its length), 0 none (no header, or another
+ * scheme), -1 malformed Bearer (or several Authorization headers).
  */
 int http_bearer(struct http_req *r, const char **tok_r, size_t *len_r);
 

@@ -346,9 +346,11 @@ http_bearer(struct http_req *r, const char **tok_r, size_t *len_r)
 	/* Two Authorization headers: which one would a proxy have meant? */
 	if (http_header_count(r, MHD_HTTP_HEADER_AUTHORIZATION) > 1)
 		return -1;
-	if (strncasecmp(h, "Bearer ", 7) != 0)
-		return -1;
-	p = h + 7;
+	/* Another scheme (Basic, ...) is no Bearer token at all (RFC 6750
+	 * §3.1: no error code then). */
+	if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\0'))
+		return 0;
+	p = h + 6;
 	while (*p == ' ')
 		p++;
 	e = p + strlen(p);
