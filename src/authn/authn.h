@@ -20,6 +20,7 @@ struct cfg;
 #define AUTHN_USER_MAX     256
 #define AUTHN_PASSWORD_MAX 1024
 #define AUTHN_GROUPS_MAX   1024
+#define AUTHN_CANON_MAX    (AUTHN_USER_MAX + 1)
 
 enum authn_result {
 	AUTHN_OK = 0,

@@ -27,6 +27,7 @@
 struct ldap_state {
 	const struct cfg *c;
 	struct ldir *dir;
+	char *dummy_dn; /* for the work done on unknown users */
 };
 
 /* What the user search found. */
@@ -327,6 +328,14 @@ group_search_op(LDAP *ld, void *arg)
 			ldap_msgfree(res);
 			break;
 		}
+		if (rc == LDAP_SIZELIMIT_EXCEEDED)
+			/* Fewer groups means fewer roles, never more: go on,
+			 * but say so (set ldap.page_size). */
+			log_event(LOG_WARN, "ldap_groups_truncated",
+			    LS("message",
+				"the group search hit the server's size limit; "
+				"enable paging (ldap.page_size)"),
+			    LOG_END);
 		for (e = ldap_first_entry(ld, res); e != NULL;
 		     e = ldap_next_entry(ld, e)) {
 			char *dn = ldap_get_dn(ld, e);
@@ -577,8 +586,18 @@ ldap_authenticate(void *state, const char *user, const struct sec_buf *password,
 	 * an unauthenticated bind, which servers accept as anonymous). */
 	if (password->len == 0)
 		return AUTHN_DENIED;
-	if ((res = find_user(st, user, &f)) != AUTHN_OK)
+	if ((res = find_user(st, user, &f)) != AUTHN_OK) {
+		if (res == AUTHN_UNKNOWN)
+			/*
+			 * The same round trips as for a known user: a bind of
+			 * a DN that does not exist (the server refuses it like
+			 * a wrong password), so the answer time does not tell
+			 * whether the account exists. Its result is ignored.
+			 */
+			ldir_user_bind(
+			    st->dir, st->dummy_dn, password, &disabled);
 		goto out;
+	}
 	rc = ldir_user_bind(st->dir, f.dn, password, &disabled);
 	if (rc == LDAP_SUCCESS && f.locked)
 		disabled = 1;
@@ -631,7 +650,17 @@ ldap_open(const struct cfg *c, void **state_r, char *err, size_t errlen)
 		return -1;
 	}
 	st->c = c;
+	st->dummy_dn = malloc(strlen(c->ldap.user_base) + 32);
+	if (st->dummy_dn != NULL)
+		sprintf(st->dummy_dn, "cn=emailauth-no-such-user,%s",
+		    c->ldap.user_base);
+	if (st->dummy_dn == NULL) {
+		free(st);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (ldir_new(c, &st->dir, err, errlen) == -1) {
+		free(st->dummy_dn);
 		free(st);
 		return -1;
 	}
@@ -655,6 +684,7 @@ ldap_close(void *state)
 	if (st == NULL)
 		return;
 	ldir_free(st->dir);
+	free(st->dummy_dn);
 	free(st);
 }
 

@@ -57,6 +57,19 @@ struct cfg {
 	} log;
 
 	struct {
+		long long max_keys; /* per limiter table */
+
+		struct {
+			long long rate, burst; /* per client address */
+		} auth, api, ops;
+
+		struct {
+			long long pair, user, address; /* failures allowed */
+			long long window, delay, delay_max;
+		} login;
+	} limits;
+
+	struct {
 		long long threads; /* blocking sign-in work */
 		long long queue;   /* jobs waiting; beyond: 503 */
 	} workers;

@@ -5,6 +5,7 @@
 #define EA_DAEMON_DAEMON_H
 
 #include "authn/pool.h"
+#include "daemon/limits.h"
 #include "daemon/runtime.h"
 #include "http/server.h"
 #include "session/session.h"

@@ -34,16 +34,16 @@ struct authn_pool *daemon_pool;
 struct sess_store *daemon_store;
 
 static const struct http_route routes[] = {
-    {"POST", "/v1/login", HTTP_JSON, route_login},
-    {"POST", "/v1/refresh", HTTP_JSON, route_refresh},
-    {"POST", "/v1/logout", HTTP_JSON, route_logout},
-    {"GET", "/v1/userinfo", 0, route_userinfo},
-    {"GET", "/v1/verify", 0, route_verify},
-    {"GET", "/.well-known/jwks.json", 0, route_jwks},
-    {"GET", "/.well-known/openid-configuration", 0, route_discovery},
-    {"GET", "/healthz", 0, route_healthz},
-    {"GET", "/readyz", 0, route_readyz},
-    {"GET", "/metrics", 0, route_metrics},
+    {"POST", "/v1/login", HTTP_JSON, LIM_AUTH, route_login},
+    {"POST", "/v1/refresh", HTTP_JSON, LIM_AUTH, route_refresh},
+    {"POST", "/v1/logout", HTTP_JSON, LIM_AUTH, route_logout},
+    {"GET", "/v1/userinfo", 0, LIM_API, route_userinfo},
+    {"GET", "/v1/verify", 0, LIM_API, route_verify},
+    {"GET", "/.well-known/jwks.json", 0, LIM_API, route_jwks},
+    {"GET", "/.well-known/openid-configuration", 0, LIM_API, route_discovery},
+    {"GET", "/healthz", 0, LIM_OPS, route_healthz},
+    {"GET", "/readyz", 0, LIM_OPS, route_readyz},
+    {"GET", "/metrics", 0, LIM_OPS, route_metrics},
 };
 
 static void
@@ -311,6 +311,10 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	if (limits_init(c) == -1) {
+		snprintf(err, sizeof(err), "out of memory for the limiters");
+		goto fail;
+	}
 	daemon_pool = authn_pool_new(
 	    (unsigned int)c->workers.threads, (unsigned int)c->workers.queue);
 	if (daemon_pool == NULL) {
@@ -332,6 +336,7 @@ main(int argc, char **argv)
 	o.n_routes = sizeof(routes) / sizeof(routes[0]);
 	o.begin = req_begin;
 	o.end = req_end;
+	o.admit = limits_admit;
 	rt_swap(rt);
 	daemon_http = http_server_start(&o, err, sizeof(err));
 	if (key != NULL) {
@@ -374,6 +379,7 @@ main(int argc, char **argv)
 	log_event(LOG_INFO, "stopping", LS("signal", strsignal(sig)), LOG_END);
 	shutdown_gracefully();
 	sess_close(daemon_store);
+	limits_free();
 	free(cert);
 	rt_swap(NULL);
 	log_event(LOG_INFO, "stopped", LOG_END);
@@ -387,6 +393,7 @@ fail:
 	free(cert);
 	authn_pool_free(daemon_pool);
 	sess_close(daemon_store);
+	limits_free();
 	rt_release(rt);
 	rt_swap(NULL);
 	return 1;

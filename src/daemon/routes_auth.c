@@ -278,6 +278,9 @@ login_work(void *arg)
 	}
 	sec_wipe(j->secret.p, j->secret.len);
 	now = (long long)time(NULL);
+	if (res == AUTHN_OK || res == AUTHN_UNKNOWN || res == AUTHN_DENIED ||
+	    res == AUTHN_DISABLED)
+		limits_login_result(j->user, j->client, res == AUTHN_OK);
 	switch (res) {
 	case AUTHN_OK:
 		grant(j, u, backend, now);
@@ -330,6 +333,10 @@ route_login(struct http_req *r)
 		    (struct http_header[]){
 			{"WWW-Authenticate", "Bearer realm=\"emailauth\""},
 			{NULL, NULL}});
+	}
+	if (limits_login_check(r, json_string_value(user), &ret)) {
+		wipe_json_string(pass);
+		return ret;
 	}
 	j = job_new(r, json_string_value(pass), json_string_length(pass));
 	wipe_json_string(pass);

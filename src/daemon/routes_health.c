@@ -48,9 +48,10 @@ route_metrics(struct http_req *r)
 {
 	const struct rt *rt = req_rt(r);
 	const struct cfg *c = rt->cfg;
-	size_t i;
+	size_t i, len = 0;
 	enum MHD_Result ret;
-	char *text;
+	char *text = NULL, *part;
+	FILE *f;
 
 	if (!net_cidr_match(c->listen.metrics_allow.v,
 		c->listen.metrics_allow.n, r->client_addr))
@@ -58,22 +59,24 @@ route_metrics(struct http_req *r)
 		    "metrics are not served to this "
 		    "address",
 		    NULL);
-	if ((text = http_server_metrics(daemon_http)) == NULL)
+	if ((f = open_memstream(&text, &len)) == NULL)
 		return http_problem(r, 500, NULL, NULL);
+	if ((part = http_server_metrics(daemon_http)) != NULL)
+		fputs(part, f);
+	free(part);
 	for (i = 0; i < rt->n_backends; i++) {
 		const struct rt_backend *b = &rt->backends[i];
-		char *more, *both;
 
-		if (b->be->metrics == NULL ||
-		    (more = b->be->metrics(b->state)) == NULL)
-			continue;
-		if ((both = malloc(strlen(text) + strlen(more) + 1)) != NULL) {
-			strcpy(both, text);
-			strcat(both, more);
-			free(text);
-			text = both;
+		if (b->be->metrics != NULL &&
+		    (part = b->be->metrics(b->state)) != NULL) {
+			fputs(part, f);
+			free(part);
 		}
-		free(more);
+	}
+	limits_metrics(f);
+	if (fclose(f) != 0) {
+		free(text);
+		return http_problem(r, 500, NULL, NULL);
 	}
 	ret = http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    text, strlen(text), NULL);

@@ -288,10 +288,19 @@ too_many(struct http_req *r, const struct rl_info *info)
 {
 	char retry[32], limit[32], remaining[32], reset[32];
 
-	snprintf(retry, sizeof(retry), "%.0f", info->retry_after + 0.999);
+	long long ra = (long long)info->retry_after,
+		  rs = (long long)info->reset;
+
+	/* Whole seconds, rounded up, at least 1. */
+	if ((double)ra < info->retry_after || ra < 1)
+		ra++;
+	if ((double)rs < info->reset || rs < 1)
+		rs++;
+	snprintf(retry, sizeof(retry), "%lld", ra);
 	snprintf(limit, sizeof(limit), "%.0f", info->limit);
-	snprintf(remaining, sizeof(remaining), "%.0f", info->remaining);
-	snprintf(reset, sizeof(reset), "%.0f", info->reset + 0.999);
+	snprintf(
+	    remaining, sizeof(remaining), "%lld", (long long)info->remaining);
+	snprintf(reset, sizeof(reset), "%lld", rs);
 	return http_problem(r, 429, "too many requests; retry later",
 	    (struct http_header[]){{"Retry-After", retry},
 		{"RateLimit-Limit", limit}, {"RateLimit-Remaining", remaining},

@@ -33,6 +33,7 @@ struct http_route {
 	const char *method; /* "GET", "POST", "PUT", "DELETE" */
 	const char *path;
 	unsigned int flags;
+	unsigned int group; /* the application's route group (rate limits) */
 	/* Answers the request: returns what http_reply() returned. */
 	enum MHD_Result (*handler)(struct http_req *r);
 };

@@ -183,6 +183,8 @@ dispatch(struct http_server *s, struct http_req *r)
 		    (struct http_header[]){{"Allow", allow}, {NULL, NULL}});
 	}
 	r->route = &s->o.routes[r->route_idx];
+	if (s->o.admit != NULL && s->o.admit(r, s->o.cls, &ret))
+		return ret;
 	if (r->route->flags & HTTP_JSON) {
 		if (http_parse_json(r, &ret) == -1)
 			return ret;

@@ -30,6 +30,11 @@ struct http_server_opts {
 	 */
 	void (*begin)(struct http_req *r, void *cls);
 	void (*end)(struct http_req *r, void *cls);
+	/*
+	 * Called once the route is known, before the body is parsed: returns
+	 * 1 after answering (e.g. 429), 0 to go on. May be NULL.
+	 */
+	int (*admit)(struct http_req *r, void *cls, enum MHD_Result *ret);
 	void *cls;
 };
 

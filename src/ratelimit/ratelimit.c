@@ -478,6 +478,43 @@ out:
 	return allowed;
 }
 
+int
+rl_with(struct rl_table *t, const char *key, size_t keylen, int create,
+    double init0, double init1, int (*fn)(double *state, void *arg), void *arg)
+{
+	struct rl_key k;
+	struct rl_stripe *s;
+	uint32_t i, depth;
+	double st[2];
+	int ret;
+
+	if (t == NULL || (key == NULL && keylen > 0))
+		return fn(NULL, arg);
+	key_prepare(t, key, keylen, &k);
+	s = stripe_of(t, k.hash);
+	if (pthread_mutex_lock(&s->mu) != 0)
+		return fn(NULL, arg);
+	if ((i = lookup(s, &k, &depth)) == RL_NIL) {
+		if (!create) {
+			pthread_mutex_unlock(&s->mu);
+			return fn(NULL, arg);
+		}
+		i = node_insert(t, s, &k, depth, 0);
+		s->nodes[i].tokens = init0;
+		s->nodes[i].last = init1;
+	} else if (i != s->lru_head) {
+		lru_unlink(s, i);
+		lru_push_front(s, i);
+	}
+	st[0] = s->nodes[i].tokens;
+	st[1] = s->nodes[i].last;
+	ret = fn(st, arg);
+	s->nodes[i].tokens = st[0];
+	s->nodes[i].last = st[1];
+	pthread_mutex_unlock(&s->mu);
+	return ret;
+}
+
 void
 rl_forget(struct rl_table *t, const char *key, size_t keylen)
 {

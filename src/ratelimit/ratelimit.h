@@ -40,6 +40,16 @@ int rl_take(struct rl_table *t, const char *key, size_t keylen, double cost,
 /* Forgets key: its bucket starts full again (a success can reset). */
 void rl_forget(struct rl_table *t, const char *key, size_t keylen);
 
+/*
+ * Runs fn on key's two numbers (for a bucket: tokens and the time of the
+ * last refill; other users give them their own meaning) under the
+ * table's lock, and returns fn's result. A key not held is created as
+ * {init0, init1} (evicting the least recently used one when full) when
+ * create is 1; with create 0 fn gets NULL. fn must not block.
+ */
+int rl_with(struct rl_table *t, const char *key, size_t keylen, int create,
+    double init0, double init1, int (*fn)(double *state, void *arg), void *arg);
+
 /* Keys held now (for metrics and tests). */
 size_t rl_size(struct rl_table *t);
 

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 import secrets_scan
-from conftest import binary
+from conftest import LENIENT_LIMITS, binary
 
 ROLES = """roles = {
   admin   = { groups = [ "mail-admins" ];
@@ -53,7 +53,8 @@ file = { path = "users"; };
 roles_file = "roles.conf";
 tokens = { audience = "email-api"; %s };
 workers = { threads = 4; queue = 64; };
-%s""" % (os.path.join(tmpdir, "state"), tokens, extra)
+%s%s""" % (os.path.join(tmpdir, "state"), tokens,
+           LENIENT_LIMITS if "limits" not in extra else "", extra)
 
 
 class Api:

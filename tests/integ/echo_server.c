@@ -67,11 +67,11 @@ route_slow(struct http_req *r)
 }
 
 static const struct http_route routes[] = {
-    {"POST", "/echo", HTTP_JSON, route_echo},
-    {"GET", "/hello", 0, route_hello},
-    {"GET", "/ip", 0, route_ip},
-    {"GET", "/slow", 0, route_slow},
-    {"DELETE", "/items/", HTTP_PREFIX, route_hello},
+    {"POST", "/echo", HTTP_JSON, 0, route_echo},
+    {"GET", "/hello", 0, 0, route_hello},
+    {"GET", "/ip", 0, 0, route_ip},
+    {"GET", "/slow", 0, 0, route_slow},
+    {"DELETE", "/items/", HTTP_PREFIX, 0, route_hello},
 };
 
 static void

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import rawhttp as rh
 import secrets_scan
 from authflow import Api, write_users
-from conftest import LOGDIR, binary
+from conftest import LENIENT_LIMITS, LOGDIR, binary
 
 ISSUER = "https://auth.test"
 AUDIENCE = "email-api"
@@ -82,7 +82,7 @@ roles_file = "roles.conf";
 tokens = { audience = "%s"; access_ttl = 300; refresh_ttl = 600;
            refresh_idle = 300; leeway = 30; };
 workers = { threads = 4; queue = 64; };
-""" % (ISSUER, os.path.join(tmpdir, "state"), AUDIENCE)
+""" % (ISSUER, os.path.join(tmpdir, "state"), AUDIENCE) + LENIENT_LIMITS
 
 
 def _value(v):

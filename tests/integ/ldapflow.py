@@ -13,6 +13,7 @@ import threading
 import time
 
 import secrets_scan
+from conftest import LENIENT_LIMITS
 from slapd_fixture import ADMIN_PASSWORD, GROUPS_DN, PEOPLE_DN, SERVICE_DN, \
     SERVICE_PASSWORD
 
@@ -103,6 +104,7 @@ tokens = { audience = "email-api"; access_ttl = 60; refresh_ttl = 600;
            refresh_idle = 300; };
 workers = { threads = 4; queue = 64; };
 roles_file = "roles.conf";
+%(limits)s
 ldap = { uri = [ %(uris)s ];
          ca_file = "%(ca)s";
          bind_dn = "%(bind_dn)s";
@@ -123,6 +125,7 @@ ldap = { uri = [ %(uris)s ];
         "timeout": timeout,
         "extra_ldap": extra_ldap,
         "extra": extra,
+        "limits": LENIENT_LIMITS if "limits" not in extra else "",
     }
 
 

@@ -639,3 +639,41 @@ def test_wrong_service_password_is_a_503_without_leaks(ldapd,
     assert st == 503 and retry_after_ok(hdrs), doc
     text = d.log_text()
     assert wrong not in text and SERVICE_PASSWORD not in text
+
+
+def test_many_groups_are_read_in_pages(slapd_factory, daemon_factory,
+                                       tmp_path):
+    """A user in more groups than the server returns in one search: the
+    group search is paged (RFC 2696), so every group still counts. The
+    server's size limit is 5; bob is in 12 extra groups, the last of which
+    maps to a role."""
+    own = slapd_factory(extra_database="limits * size.soft=5 size.hard=5 "
+                        "size.pr=5 size.prtotal=unlimited")
+    bob_dn = "uid=bob,ou=people,dc=example,dc=com"
+    ldif = "".join(
+        "dn: cn=extra%02d,ou=groups,dc=example,dc=com\n"
+        "objectClass: groupOfNames\ncn: extra%02d\nmember: %s\n\n"
+        % (i, i, bob_dn) for i in range(12))
+    own.add(ldif)
+    roles = ('roles = { paged = { groups = [ "extra11" ]; '
+             'permissions = [ "emails:read" ]; }; };\n')
+
+    def login(page_size):
+        text = ldap_config(tmp_path, own,
+                           extra_ldap="page_size = %d;" % page_size)
+        # Groups from the paged group search only, not from memberOf.
+        text = text.replace("memberof = true;", "memberof = false;")
+        (tmp_path / "roles.conf").write_text(roles)
+        d = daemon_factory(config_text=text)
+        st, _, doc = Api(d.port).login("bob", "CanWeFixIt-17")
+        d.stop()
+        return st, doc
+
+    # Without paging the server stops at 5 groups: extra11 is not seen
+    # (and the daemon logs the truncation).
+    st, doc = login(0)
+    assert st == 403, doc
+    st, doc = login(3)
+    assert st == 200, doc
+    remember_tokens(doc)
+    assert "paged" in doc["roles"]

@@ -1,0 +1,177 @@
+/*
+ * Request rates per route group, sign-in regulation, and their metrics.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "authn/authn.h"
+#include "daemon/limits.h"
+#include "log/log.h"
+#include "ratelimit/ratelimit.h"
+#include "ratelimit/regulate.h"
+
+static struct rl_table *rates[LIM_NGROUPS];
+static struct rg *regulator;
+static size_t max_keys;
+static atomic_ulong throttled_rate[LIM_NGROUPS];
+static atomic_ulong throttled_login[RG_NKEYS];
+
+static const char *const group_names[] = {"auth", "api", "ops"};
+
+/* Whole seconds, rounded up, at least 1 (a Retry-After of 0 invites a
+ * retry that will be refused again). */
+static long long
+seconds_up(double s)
+{
+	long long n = (long long)s;
+
+	if ((double)n < s)
+		n++;
+	return n < 1 ? 1 : n;
+}
+
+static double
+mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int
+limits_init(const struct cfg *c)
+{
+	const long long rate[] = {
+	    c->limits.auth.rate, c->limits.api.rate, c->limits.ops.rate};
+	const long long burst[] = {
+	    c->limits.auth.burst, c->limits.api.burst, c->limits.ops.burst};
+	struct rg_config rc;
+	int i;
+
+	max_keys = (size_t)c->limits.max_keys;
+	for (i = 0; i < LIM_NGROUPS; i++)
+		if (rate[i] > 0 &&
+		    (rates[i] = rl_new(
+			 max_keys, (double)rate[i], (double)burst[i])) == NULL)
+			return -1;
+	rc.pair = (unsigned int)c->limits.login.pair;
+	rc.user = (unsigned int)c->limits.login.user;
+	rc.address = (unsigned int)c->limits.login.address;
+	rc.window = (double)c->limits.login.window;
+	rc.delay = (double)c->limits.login.delay;
+	rc.delay_max = (double)c->limits.login.delay_max;
+	rc.max_keys = max_keys;
+	return (regulator = rg_new(&rc)) == NULL ? -1 : 0;
+}
+
+void
+limits_free(void)
+{
+	int i;
+
+	for (i = 0; i < LIM_NGROUPS; i++) {
+		rl_free(rates[i]);
+		rates[i] = NULL;
+	}
+	rg_free(regulator);
+	regulator = NULL;
+}
+
+int
+limits_admit(struct http_req *r, void *cls, enum MHD_Result *ret)
+{
+	unsigned int g = r->route->group;
+	char retry[32], limit[32], remaining[32], reset[32];
+	struct rl_info info;
+
+	(void)cls;
+	if (g >= LIM_NGROUPS || rates[g] == NULL ||
+	    rl_take(
+		rates[g], r->client_ip, strlen(r->client_ip), 1, mono(), &info))
+		return 0;
+	atomic_fetch_add_explicit(&throttled_rate[g], 1, memory_order_relaxed);
+	log_event(LOG_WARN, "throttled", LS("request_id", r->id),
+	    LS("client", r->client_ip), LS("limit", group_names[g]),
+	    LD("retry_after", info.retry_after), LOG_END);
+	snprintf(retry, sizeof(retry), "%lld", seconds_up(info.retry_after));
+	snprintf(limit, sizeof(limit), "%.0f", info.limit);
+	snprintf(
+	    remaining, sizeof(remaining), "%lld", (long long)info.remaining);
+	snprintf(reset, sizeof(reset), "%lld", seconds_up(info.reset));
+	*ret = http_problem(r, 429, "too many requests; retry later",
+	    (struct http_header[]){{"Retry-After", retry},
+		{"RateLimit-Limit", limit}, {"RateLimit-Remaining", remaining},
+		{"RateLimit-Reset", reset}, {NULL, NULL}});
+	return 1;
+}
+
+int
+limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
+{
+	char canon[AUTHN_CANON_MAX], retry[32];
+	enum rg_key why;
+	double wait;
+
+	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
+		return 0;
+	if ((wait = rg_check(regulator, canon, r->client_ip, mono(), &why)) <=
+	    0)
+		return 0;
+	atomic_fetch_add_explicit(
+	    &throttled_login[why], 1, memory_order_relaxed);
+	log_event(LOG_WARN, "login", LS("request_id", r->id), LS("user", user),
+	    LS("client", r->client_ip), LS("outcome", "failure"),
+	    LS("reason", "throttled"), LS("limit", rg_key_name(why)),
+	    LD("retry_after", wait), LOG_END);
+	snprintf(retry, sizeof(retry), "%lld", seconds_up(wait));
+	/* The same answer whether the user exists or not. */
+	*ret = http_problem(r, 429, "too many failed sign-ins; retry later",
+	    (struct http_header[]){{"Retry-After", retry}, {NULL, NULL}});
+	return 1;
+}
+
+void
+limits_login_result(const char *user, const char *client, int ok)
+{
+	char canon[AUTHN_CANON_MAX];
+
+	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
+		return;
+	if (ok)
+		rg_success(regulator, canon, client);
+	else
+		rg_failure(regulator, canon, client, mono());
+}
+
+void
+limits_metrics(FILE *f)
+{
+	int i;
+
+	fprintf(f,
+	    "# HELP emailauth_throttled_total Requests refused with 429, "
+	    "by limit.\n# TYPE emailauth_throttled_total counter\n");
+	for (i = 0; i < LIM_NGROUPS; i++)
+		fprintf(f, "emailauth_throttled_total{limit=\"%s\"} %lu\n",
+		    group_names[i], atomic_load(&throttled_rate[i]));
+	for (i = 0; i < RG_NKEYS; i++)
+		fprintf(f,
+		    "emailauth_throttled_total{limit=\"login_%s\"} %lu\n",
+		    rg_key_name((enum rg_key)i),
+		    atomic_load(&throttled_login[i]));
+	fprintf(f,
+	    "# HELP emailauth_limiter_keys Keys held by each limiter "
+	    "table (bounded by limits.max_keys).\n"
+	    "# TYPE emailauth_limiter_keys gauge\n");
+	for (i = 0; i < LIM_NGROUPS; i++)
+		fprintf(f, "emailauth_limiter_keys{table=\"%s\"} %zu\n",
+		    group_names[i], rates[i] != NULL ? rl_size(rates[i]) : 0);
+	for (i = 0; i < RG_NKEYS; i++)
+		fprintf(f, "emailauth_limiter_keys{table=\"login_%s\"} %zu\n",
+		    rg_key_name((enum rg_key)i),
+		    rg_size(regulator, (enum rg_key)i));
+	fprintf(f, "emailauth_limiter_max_keys %zu\n", max_keys);
+}
