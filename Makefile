@@ -190,7 +190,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integ: all $(HELPER_BIN)
-	cd tests/integ && EMAILAUTH_BUILD=$(abspath $(B)) \
+	cd tests/integ && EMAILAUTH_BUILD=$(abspath $(B)) EMAILAUTH_SAN=$(SAN) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
 
 bench: all $(BENCH_BIN)

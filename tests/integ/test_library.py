@@ -82,7 +82,8 @@ def test_shared_library_exports_only_the_api():
 def test_installed_library_links_with_pkg_config(tmp_path):
     prefix = tmp_path / "prefix"
     subprocess.run(["make", "-C", REPO, "--no-print-directory", "B=" + BUILD,
-                    "NODEPS=1", "PREFIX=" + str(prefix),
+                    "NODEPS=1", "SAN=" + os.environ.get("EMAILAUTH_SAN", "0"),
+                    "PREFIX=" + str(prefix),
                     "SYSCONFDIR=" + str(tmp_path / "etc"), "install"],
                    check=True, capture_output=True)
     for f in ("include/emailauth/guard.h", "lib/libemailauth.so",
@@ -96,8 +97,10 @@ def test_installed_library_links_with_pkg_config(tmp_path):
                            env=env, capture_output=True, text=True,
                            check=True).stdout.split()
     exe = tmp_path / "consumer"
+    san = (["-fsanitize=address,undefined"]
+           if os.environ.get("EMAILAUTH_SAN") == "1" else [])
     subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-o", str(exe),
-                    str(src)] + flags, check=True, capture_output=True)
+                    str(src)] + flags + san, check=True, capture_output=True)
     keys = tmp_path / "jwks.json"
     jwks(str(keys))
     p = subprocess.run([str(exe), str(keys)], capture_output=True, text=True,
@@ -119,7 +122,7 @@ def test_installed_library_links_with_pkg_config(tmp_path):
                             check=True).stdout.split()
     subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-o",
                     str(exe) + "-static", str(src),
-                    str(prefix / "lib" / "libemailauth.a")] + flags,
+                    str(prefix / "lib" / "libemailauth.a")] + flags + san,
                    check=True, capture_output=True)
     p = subprocess.run([str(exe) + "-static", str(keys)],
                        capture_output=True, text=True)
