@@ -17,7 +17,7 @@ SAN       ?= 0
 NODEPS    ?= 0
 PYTHON    := /usr/bin/python3
 
-PKGS      := libmicrohttpd libconfig jansson libcrypto sqlite3 libxcrypt ldap lber libcurl
+PKGS      := libmicrohttpd libconfig jansson libcrypto sqlite3 libxcrypt ldap lber libcurl pam
 CC        ?= gcc
 
 WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \

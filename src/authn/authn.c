@@ -10,6 +10,7 @@
 static const struct authn_backend *const backends[] = {
     &authn_file_backend,
     &authn_ldap_backend,
+    &authn_pam_backend,
 };
 
 const struct authn_backend *

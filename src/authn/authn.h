@@ -100,5 +100,6 @@ int authn_password_ok(const char *password, size_t len);
 
 extern const struct authn_backend authn_file_backend;
 extern const struct authn_backend authn_ldap_backend;
+extern const struct authn_backend authn_pam_backend;
 
 #endif

@@ -40,8 +40,9 @@ def free_port():
 class Daemon:
     """One emailauthd with a generated config in its own directory."""
 
-    def __init__(self, tmpdir, config_text, name="emailauthd"):
+    def __init__(self, tmpdir, config_text, name="emailauthd", env=None):
         self.dir = tmpdir
+        self.env = env
         self.conf = os.path.join(tmpdir, "emailauthd.conf")
         self.name = name
         self.proc = None
@@ -63,7 +64,7 @@ class Daemon:
         seen = len(self.events())
         self.proc = subprocess.Popen([binary("emailauthd"), "-c", self.conf],
                                      stdout=self.logf, stderr=self.logf,
-                                     cwd=self.dir)
+                                     cwd=self.dir, env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             for ev in self.events()[seen:]:
@@ -156,9 +157,9 @@ tokens = { audience = "email-api"; };
 def daemon_factory(tmp_path):
     started = []
 
-    def make(config_text=None, extra="", start=True):
+    def make(config_text=None, extra="", start=True, env=None):
         d = Daemon(str(tmp_path), config_text or base_config(str(tmp_path),
-                                                             extra))
+                                                             extra), env=env)
         started.append(d)
         if start:
             d.start()
