@@ -15,6 +15,13 @@ extern struct http_server *daemon_http;
 extern struct authn_pool *daemon_pool;
 extern struct sess_store *daemon_store;
 
+/*
+ * Loads the configuration again and swaps it in (SIGHUP, and the admin
+ * API after it rewrote the role map). Returns 0, or -1 when the new one is
+ * refused (logged; the running one stays). Serialised; thread-safe.
+ */
+int daemon_reload(void);
+
 /* What a request runs under (its reference, taken when it began). */
 static inline struct rt *
 req_rt(const struct http_req *r)
@@ -40,6 +47,15 @@ enum MHD_Result route_logout(struct http_req *r);
 enum MHD_Result route_userinfo(struct http_req *r);
 enum MHD_Result route_jwks(struct http_req *r);
 enum MHD_Result route_discovery(struct http_req *r);
+
+/* routes_admin.c */
+enum MHD_Result route_admin_roles_get(struct http_req *r);
+enum MHD_Result route_admin_role_put(struct http_req *r);
+enum MHD_Result route_admin_role_delete(struct http_req *r);
+enum MHD_Result route_admin_explain(struct http_req *r);
+enum MHD_Result route_admin_sessions_get(struct http_req *r);
+enum MHD_Result route_admin_sessions_delete(struct http_req *r);
+enum MHD_Result route_admin_session_delete(struct http_req *r);
 
 /* routes_verify.c */
 enum MHD_Result route_verify(struct http_req *r);

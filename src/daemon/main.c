@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,16 @@ static const struct http_route routes[] = {
     {"GET", "/v1/verify", 0, LIM_API, route_verify},
     {"GET", "/.well-known/jwks.json", 0, LIM_API, route_jwks},
     {"GET", "/.well-known/openid-configuration", 0, LIM_API, route_discovery},
+    {"GET", "/v1/admin/roles", 0, LIM_AUTH, route_admin_roles_get},
+    {"PUT", "/v1/admin/roles/", HTTP_JSON | HTTP_PREFIX, LIM_AUTH,
+	route_admin_role_put},
+    {"DELETE", "/v1/admin/roles/", HTTP_PREFIX, LIM_AUTH,
+	route_admin_role_delete},
+    {"GET", "/v1/admin/explain", 0, LIM_AUTH, route_admin_explain},
+    {"GET", "/v1/admin/sessions", 0, LIM_AUTH, route_admin_sessions_get},
+    {"DELETE", "/v1/admin/sessions", 0, LIM_AUTH, route_admin_sessions_delete},
+    {"DELETE", "/v1/admin/sessions/", HTTP_PREFIX, LIM_AUTH,
+	route_admin_session_delete},
     {"GET", "/healthz", 0, LIM_OPS, route_healthz},
     {"GET", "/readyz", 0, LIM_OPS, route_readyz},
     {"GET", "/metrics", 0, LIM_OPS, route_metrics},
@@ -167,17 +178,23 @@ read_pem(const char *path, int secret, char *err, size_t errlen)
 	return s;
 }
 
-static void
-reload(const char *path)
+static const char *config_path = DEFAULT_CONFIG;
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int
+daemon_reload(void)
 {
 	struct rt *nrt, *ort;
 	struct cfg *n, *old;
+	const char *path = config_path;
 	char err[1024];
 
+	pthread_mutex_lock(&reload_lock);
 	if (rt_load(path, 1, &nrt, err, sizeof(err)) == -1) {
+		pthread_mutex_unlock(&reload_lock);
 		log_event(LOG_ERROR, "reload_failed", LS("error", err),
 		    LS("message", "kept the running configuration"), LOG_END);
-		return;
+		return -1;
 	}
 	ort = rt_acquire();
 	old = ort != NULL ? ort->cfg : NULL;
@@ -206,6 +223,8 @@ reload(const char *path)
 	warn_insecure(n);
 	rt_swap(nrt);
 	log_event(LOG_INFO, "reloaded", LS("config", path), LOG_END);
+	pthread_mutex_unlock(&reload_lock);
+	return 0;
 }
 
 static void
@@ -248,7 +267,7 @@ main(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			path = argv[++i];
+			path = config_path = argv[++i];
 		else if (strcmp(argv[i], "-t") == 0)
 			test = 1;
 		else if (strcmp(argv[i], "--version") == 0) {
@@ -371,7 +390,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			reload(path);
+			daemon_reload();
 			continue;
 		}
 		break;

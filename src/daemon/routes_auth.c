@@ -17,120 +17,13 @@
 #include <time.h>
 
 #include "daemon/daemon.h"
+#include "daemon/jobs.h"
 #include "log/log.h"
 #include "util/b64.h"
 #include "util/sec.h"
 
 #define BAD_CREDENTIALS "the user name or password is not correct"
 #define BAD_REFRESH     "the refresh token is not valid"
-#define BUSY            "the service is busy; retry later"
-#define UNAVAILABLE     "the service is unavailable; retry later"
-
-struct job {
-	struct http_req *r;
-	struct rt *rt; /* the request's reference */
-	char user[AUTHN_USER_MAX + 1];
-	struct sec_buf secret; /* password or refresh token */
-	char client[INET6_ADDRSTRLEN];
-	char request_id[HTTP_ID_LEN];
-	/* The answer, decided on the worker. */
-	unsigned int status;
-	json_t *body;
-	const char *detail;
-	const char *www_authenticate;
-	const char *retry_after;
-};
-
-static void
-job_free(void *p)
-{
-	struct job *j = p;
-
-	if (j == NULL)
-		return;
-	if (j->secret.p != NULL)
-		sec_wipe(j->secret.p, j->secret.len);
-	free(j->secret.p);
-	json_decref(j->body);
-	free(j);
-}
-
-static struct job *
-job_new(struct http_req *r, const char *secret, size_t len)
-{
-	struct job *j;
-
-	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return NULL;
-	if ((j->secret.p = malloc(len + 1)) == NULL) {
-		free(j);
-		return NULL;
-	}
-	memcpy(j->secret.p, secret, len);
-	j->secret.p[len] = '\0';
-	j->secret.len = len;
-	j->r = r;
-	j->rt = req_rt(r);
-	memcpy(j->client, r->client_ip, sizeof(j->client));
-	memcpy(j->request_id, r->id, sizeof(j->request_id));
-	return j;
-}
-
-/* Wipes the copy of a secret jansson holds for a parsed body. */
-static void
-wipe_json_string(json_t *v)
-{
-	if (json_is_string(v))
-		sec_wipe((char *)(uintptr_t)json_string_value(v),
-		    json_string_length(v));
-}
-
-static void
-deny(struct job *j, unsigned int status, const char *detail)
-{
-	j->status = status;
-	j->detail = detail;
-	if (status == 401)
-		j->www_authenticate = "Bearer realm=\"emailauth\"";
-	if (status == 503)
-		j->retry_after = "5";
-}
-
-static enum MHD_Result
-answer(struct http_req *r)
-{
-	struct job *j = r->ctx;
-	struct http_header h[3];
-	size_t n = 0;
-
-	if (j->status == 200)
-		return http_reply_json(r, 200, j->body, NULL);
-	if (j->status == 204)
-		return http_reply(r, 204, NULL, "", 0, NULL);
-	if (j->www_authenticate != NULL)
-		h[n++] = (struct http_header){
-		    "WWW-Authenticate", j->www_authenticate};
-	if (j->retry_after != NULL)
-		h[n++] = (struct http_header){"Retry-After", j->retry_after};
-	h[n] = (struct http_header){NULL, NULL};
-	return http_problem(r, j->status != 0 ? j->status : 500, j->detail, h);
-}
-
-static enum MHD_Result
-start(struct http_req *r, struct job *j, void (*work)(void *))
-{
-	r->ctx = j;
-	r->ctx_free = job_free;
-	http_suspend(r, answer);
-	if (authn_pool_submit(daemon_pool, work, j) == -1) {
-		deny(j, 503, BUSY);
-		j->retry_after = "1";
-		log_event(LOG_WARN, "overloaded", LS("request_id", r->id),
-		    LS("message", "worker queue full"), LOG_END);
-		http_resume(r);
-	}
-	return MHD_YES;
-}
 
 static char *
 join_scope(const json_t *perms)
@@ -232,7 +125,7 @@ grant(struct job *j, const struct authn_user *u, const char *backend,
 	n = pol_resolve(j->rt->roles, (const char *const *)u->groups,
 	    u->n_groups, &roles, &perms);
 	if (n <= 0) {
-		deny(j, n == 0 ? 403 : 503,
+		job_deny(j, n == 0 ? 403 : 503,
 		    n == 0 ? "no role is granted to this account"
 			   : UNAVAILABLE);
 		audit(j, "login", "failure", n == 0 ? "no_role" : "error",
@@ -241,12 +134,12 @@ grant(struct job *j, const struct authn_user *u, const char *backend,
 	}
 	if (sess_create(daemon_store, u->name, backend, j->client, now,
 		c->tokens.refresh_ttl, sid, refresh) != SESS_OK) {
-		deny(j, 503, UNAVAILABLE);
+		job_deny(j, 503, UNAVAILABLE);
 		audit(j, "login", "failure", "session_store", backend, NULL);
 		goto out;
 	}
 	if (issue(j, u, sid, refresh, now, roles, perms, now) == -1) {
-		deny(j, 503, UNAVAILABLE);
+		job_deny(j, 503, UNAVAILABLE);
 		sess_revoke(daemon_store, sid, now);
 		audit(j, "login", "failure", "token", backend, sid);
 		goto out;
@@ -288,13 +181,13 @@ login_work(void *arg)
 	case AUTHN_UNKNOWN:
 	case AUTHN_DENIED:
 	case AUTHN_DISABLED:
-		deny(j, 401, BAD_CREDENTIALS);
+		job_deny(j, 401, BAD_CREDENTIALS);
 		audit(j, "login", "failure", authn_result_name(res),
 		    res == AUTHN_UNKNOWN ? NULL : backend, NULL);
 		break;
 	case AUTHN_TEMPFAIL:
 	case AUTHN_ERROR:
-		deny(j, 503, UNAVAILABLE);
+		job_deny(j, 503, UNAVAILABLE);
 		audit(j, "login", "failure", authn_result_name(res), backend,
 		    NULL);
 		break;
@@ -325,7 +218,7 @@ route_login(struct http_req *r)
 	if (!authn_username_ok(json_string_value(user), ulen) ||
 	    !authn_password_ok(
 		json_string_value(pass), json_string_length(pass))) {
-		wipe_json_string(pass);
+		job_wipe_json_string(pass);
 		log_event(LOG_WARN, "login", LS("request_id", r->id),
 		    LS("client", r->client_ip), LS("outcome", "failure"),
 		    LS("reason", "invalid_input"), LOG_END);
@@ -335,16 +228,16 @@ route_login(struct http_req *r)
 			{NULL, NULL}});
 	}
 	if (limits_login_check(r, json_string_value(user), &ret)) {
-		wipe_json_string(pass);
+		job_wipe_json_string(pass);
 		return ret;
 	}
 	j = job_new(r, json_string_value(pass), json_string_length(pass));
-	wipe_json_string(pass);
+	job_wipe_json_string(pass);
 	if (j == NULL)
 		return http_problem(r, 503, UNAVAILABLE, NULL);
 	memcpy(j->user, json_string_value(user), ulen);
 	j->user[ulen] = '\0';
-	return start(r, j, login_work);
+	return job_start(r, j, login_work);
 }
 
 /* Ends a session whose user may no longer have a token. */
@@ -354,7 +247,7 @@ refuse_refresh(struct job *j, const struct sess_info *info, const char *reason,
 {
 	if (info != NULL)
 		sess_revoke(daemon_store, info->sid, now);
-	deny(j, 401, BAD_REFRESH);
+	job_deny(j, 401, BAD_REFRESH);
 	j->www_authenticate = "Bearer error=\"invalid_token\"";
 	audit(j, "refresh", "failure", reason,
 	    info != NULL ? info->backend : NULL, info ? info->sid : NULL);
@@ -380,7 +273,7 @@ refresh_work(void *arg)
 	    c->tokens.refresh_idle, &info);
 	if (sr != SESS_OK) {
 		if (sr == SESS_ERROR) {
-			deny(j, 503, UNAVAILABLE);
+			job_deny(j, 503, UNAVAILABLE);
 			audit(j, "refresh", "failure", "session_store", NULL,
 			    NULL);
 		} else
@@ -399,7 +292,7 @@ refresh_work(void *arg)
 	}
 	res = b->be->lookup(b->state, info.sub, &u);
 	if (res == AUTHN_TEMPFAIL || res == AUTHN_ERROR) {
-		deny(j, 503, UNAVAILABLE);
+		job_deny(j, 503, UNAVAILABLE);
 		audit(j, "refresh", "failure", authn_result_name(res),
 		    info.backend, info.sid);
 		goto out;
@@ -417,7 +310,7 @@ refresh_work(void *arg)
 	    c->tokens.refresh_idle, next, &info);
 	if (sr != SESS_OK) {
 		if (sr == SESS_ERROR) {
-			deny(j, 503, UNAVAILABLE);
+			job_deny(j, 503, UNAVAILABLE);
 			audit(j, "refresh", "failure", "session_store",
 			    info.backend, info.sid);
 		} else
@@ -426,7 +319,7 @@ refresh_work(void *arg)
 	}
 	if (issue(j, u, info.sid, next, info.created, roles, perms, now) ==
 	    -1) {
-		deny(j, 503, UNAVAILABLE);
+		job_deny(j, 503, UNAVAILABLE);
 		goto out;
 	}
 	audit(j, "refresh", "success", NULL, info.backend, info.sid);
@@ -453,7 +346,7 @@ refresh_job(struct http_req *r, enum MHD_Result *ret)
 		return NULL;
 	t = json_object_get(r->json, "refresh_token");
 	j = job_new(r, json_string_value(t), json_string_length(t));
-	wipe_json_string(t);
+	job_wipe_json_string(t);
 	if (j == NULL)
 		*ret = http_problem(r, 503, UNAVAILABLE, NULL);
 	return j;
@@ -467,7 +360,7 @@ route_refresh(struct http_req *r)
 
 	if ((j = refresh_job(r, &ret)) == NULL)
 		return ret;
-	return start(r, j, refresh_work);
+	return job_start(r, j, refresh_work);
 }
 
 static void
@@ -478,7 +371,7 @@ logout_work(void *arg)
 	if (sess_revoke_token(daemon_store, (const char *)j->secret.p,
 		(long long)time(NULL)) == SESS_ERROR) {
 		/* The session may live on: do not tell the client it ended. */
-		deny(j, 503, UNAVAILABLE);
+		job_deny(j, 503, UNAVAILABLE);
 		audit(j, "logout", "failure", "session_store", NULL, NULL);
 	} else {
 		j->status = 204;
@@ -496,7 +389,7 @@ route_logout(struct http_req *r)
 
 	if ((j = refresh_job(r, &ret)) == NULL)
 		return ret;
-	return start(r, j, logout_work);
+	return job_start(r, j, logout_work);
 }
 
 static enum MHD_Result

@@ -57,6 +57,21 @@ int pol_resolve(const struct pol_map *m, const char *const *groups, size_t n,
 json_t *pol_explain(
     const struct pol_map *m, const char *const *groups, size_t n);
 
+/*
+ * The map as JSON: {"role": {"groups": [...], "permissions": [...]}, ...}
+ * with groups as written (DNs normalised), roles and permissions sorted.
+ * A new reference the caller releases, or NULL when out of memory.
+ */
+json_t *pol_to_json(const struct pol_map *m);
+
+/*
+ * Writes a roles file for a map in the JSON form of pol_to_json() into a
+ * new string (the caller frees), or NULL when a value cannot be written
+ * (control characters) or out of memory. The text is checked by loading
+ * it back with pol_load_string() before it is written anywhere.
+ */
+char *pol_json_to_text(const json_t *roles);
+
 /* 1 if one of the granted permissions (n of them) covers required. */
 int pol_permits(const char *const *granted, size_t n, const char *required);
 

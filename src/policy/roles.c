@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,4 +676,112 @@ pol_explain(const struct pol_map *m, const char *const *groups, size_t n)
 out:
 	json_decref(a);
 	return ret;
+}
+
+json_t *
+pol_to_json(const struct pol_map *m)
+{
+	json_t *out = json_object(), *r, *groups, *perms;
+	size_t i, k;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < m->nroles; i++) {
+		groups = json_array();
+		perms = json_array();
+		r = json_pack(
+		    "{s:o, s:o}", "groups", groups, "permissions", perms);
+		if (r == NULL || json_object_set_new(out, m->roles[i].name, r))
+			goto fail;
+		for (k = 0; k < m->nnames; k++)
+			if (m->names[k].role == i &&
+			    json_array_append_new(
+				groups, json_string(m->names[k].entry)))
+				goto fail;
+		for (k = 0; k < m->ndns; k++)
+			if (m->dns[k].role == i &&
+			    json_array_append_new(
+				groups, json_string(m->dns[k].entry)))
+				goto fail;
+		for (k = 0; k < m->roles[i].nperms; k++)
+			if (json_array_append_new(
+				perms, json_string(m->roles[i].perms[k])))
+				goto fail;
+	}
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+/* Appends s as a libconfig string literal; -1 on a control character. */
+static int
+put_literal(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return -1;
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+	return 0;
+}
+
+static int
+put_list(FILE *f, const json_t *a)
+{
+	const json_t *v;
+	size_t i;
+
+	fputs("[", f);
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v))
+			return -1;
+		fputs(i > 0 ? ", " : " ", f);
+		if (put_literal(f, json_string_value(v)) == -1)
+			return -1;
+	}
+	fputs(" ]", f);
+	return 0;
+}
+
+char *
+pol_json_to_text(const json_t *roles)
+{
+	const char *name;
+	const json_t *r;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int bad = 0;
+
+	if (!json_is_object(roles) || (f = open_memstream(&text, &len)) == NULL)
+		return NULL;
+	fputs("# Written by emailauthd (the admin API); edits by hand are "
+	      "fine too:\n# reload the daemon afterwards.\nroles = {\n",
+	    f);
+	json_object_foreach((json_t *)(uintptr_t)roles, name, r)
+	{
+		if (!role_name_ok(name) ||
+		    !json_is_array(json_object_get(r, "groups")) ||
+		    !json_is_array(json_object_get(r, "permissions"))) {
+			bad = 1;
+			break;
+		}
+		fprintf(f, "  %s = {\n    groups = ", name);
+		bad |= put_list(f, json_object_get(r, "groups")) == -1;
+		fputs(";\n    permissions = ", f);
+		bad |= put_list(f, json_object_get(r, "permissions")) == -1;
+		fputs(";\n  };\n", f);
+	}
+	fputs("};\n", f);
+	if (fclose(f) != 0 || bad) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }

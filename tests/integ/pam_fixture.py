@@ -142,8 +142,12 @@ class PamWrapper:
         env["PAM_WRAPPER"] = "1"
         env["PAM_WRAPPER_SERVICE_DIR"] = str(self.service_dir)
         # Needed under valgrind and the sanitizers (libraries.md 4.3);
-        # harmless otherwise.
+        # harmless otherwise. pam_wrapper 1.1.4 (Debian 12) actually reads
+        # UID_WRAPPER_DISABLE_DEEPBIND (a copy-paste slip in its source);
+        # set every spelling.
         env["PAM_WRAPPER_DISABLE_DEEPBIND"] = "1"
+        env["UID_WRAPPER_DISABLE_DEEPBIND"] = "1"
+        env["NSS_WRAPPER_DISABLE_DEEPBIND"] = "1"
         if os.environ.get("EMAILAUTH_SAN") == "1":
             # The preloaded wrappers come before the ASan runtime.
             env["ASAN_OPTIONS"] = "verify_asan_link_order=0"
