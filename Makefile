@@ -192,6 +192,10 @@ unit: $(UNIT_BIN)
 integ: all $(HELPER_BIN)
 	cd tests/integ && EMAILAUTH_BUILD=$(abspath $(B)) EMAILAUTH_SAN=$(SAN) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
+	@if [ -f tests/attack/conftest.py ]; then \
+	    echo "== attack suite"; \
+	    cd tests/attack && EMAILAUTH_BUILD=$(abspath $(B)) EMAILAUTH_SAN=$(SAN) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) . ; fi
 
 bench: all $(BENCH_BIN)
 	@set -e; for b in $(BENCH_BIN); do $$b; done

@@ -219,6 +219,21 @@ groups_seen(const struct groups *g, const char *norm)
 	return 0;
 }
 
+/* 1 when the normalised DN norm lies under group_base. */
+static int
+under_group_base(const struct cfg *c, const char *norm)
+{
+	char base[DN_NORM_MAX];
+	size_t nb, nn = strlen(norm);
+
+	if (c->ldap.group_base == NULL ||
+	    pol_dn_normalize(c->ldap.group_base, base, sizeof(base)) == -1)
+		return 0;
+	nb = strlen(base);
+	return nn > nb && strcmp(norm + nn - nb, base) == 0 &&
+	    norm[nn - nb - 1] == ',';
+}
+
 /*
  * The group's name: the first RDN's value when its type is the name
  * attribute (cn=mail-admins,...), else name (from a search), else none.
@@ -227,12 +242,22 @@ static void
 group_name(
     const struct cfg *c, const char *dn, const char *name, struct authn_user *u)
 {
+	char norm[DN_NORM_MAX];
 	LDAPDN parsed = NULL;
 
 	if (name != NULL) {
 		authn_user_add_group(u, name);
 		return;
 	}
+	/*
+	 * A memberOf value counts by name only when the group lives under
+	 * group_base: whoever may create a group elsewhere in the directory
+	 * (often delegated in Active Directory) must not get a role by
+	 * naming it "mail-admins". Elsewhere it counts by its full DN only.
+	 */
+	if (pol_dn_normalize(dn, norm, sizeof(norm)) == -1 ||
+	    !under_group_base(c, norm))
+		return;
 	if (ldap_str2dn(dn, &parsed, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS &&
 	    parsed != NULL && parsed[0] != NULL && parsed[0][0] != NULL) {
 		LDAPAVA *ava = parsed[0][0];

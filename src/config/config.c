@@ -461,6 +461,14 @@ check_files(struct loader *ld)
 			fail(ld, ld->line[i], "'%s': cannot read file %s",
 			    k->path, p);
 			return -1;
+		} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+			/* The role map is the authorization policy; nobody but
+			 * its owner may change any of these files. */
+			fail(ld, ld->line[i],
+			    "'%s': %s is writable by group or others (mode "
+			    "%04o)",
+			    k->path, p, (unsigned)(st.st_mode & 07777));
+			return -1;
 		}
 	}
 	return 0;

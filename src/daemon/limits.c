@@ -11,6 +11,7 @@
 #include "log/log.h"
 #include "ratelimit/ratelimit.h"
 #include "ratelimit/regulate.h"
+#include "util/net.h"
 
 static struct rl_table *rates[LIM_NGROUPS];
 static struct rg *regulator;
@@ -30,6 +31,23 @@ seconds_up(double s)
 	if ((double)n < s)
 		n++;
 	return n < 1 ? 1 : n;
+}
+
+/*
+ * The key of a client address: IPv4 as is, IPv6 by its /64 (one
+ * subscriber commonly holds a whole /64: counting single addresses would
+ * give him as many budgets as he likes).
+ */
+static void
+address_key(const char *ip, char *out, size_t cap)
+{
+	unsigned char a[16];
+	static const unsigned char v4[12] = {
+	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (net_addr_parse(ip, a) == -1 || memcmp(a, v4, 12) == 0 ||
+	    (memset(a + 8, 0, 8), net_addr_text(a, out, cap)) == -1)
+		snprintf(out, cap, "%s", ip);
 }
 
 static double
@@ -115,10 +133,12 @@ limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
 	enum rg_key why;
 	double wait;
 
+	char key[INET6_ADDRSTRLEN];
+
 	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
 		return 0;
-	if ((wait = rg_check(regulator, canon, r->client_ip, mono(), &why)) <=
-	    0)
+	address_key(r->client_ip, key, sizeof(key));
+	if ((wait = rg_check(regulator, canon, key, mono(), &why)) <= 0)
 		return 0;
 	atomic_fetch_add_explicit(
 	    &throttled_login[why], 1, memory_order_relaxed);
@@ -134,16 +154,17 @@ limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
 }
 
 void
-limits_login_result(const char *user, const char *client, int ok)
+limits_login_result(const char *user, const char *client, int outcome)
 {
-	char canon[AUTHN_CANON_MAX];
+	char canon[AUTHN_CANON_MAX], key[INET6_ADDRSTRLEN];
 
 	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
 		return;
-	if (ok)
-		rg_success(regulator, canon, client);
-	else
-		rg_failure(regulator, canon, client, mono());
+	address_key(client, key, sizeof(key));
+	rg_settle(regulator, canon, key,
+	    outcome > 0        ? RG_SUCCEEDED
+		: outcome == 0 ? RG_FAILED
+			       : RG_NEUTRAL);
 }
 
 void

@@ -35,8 +35,11 @@ int limits_admit(struct http_req *r, void *cls, enum MHD_Result *ret);
 int limits_login_check(
     struct http_req *r, const char *user, enum MHD_Result *ret);
 
-/* After a sign-in reached the backends: ok 1 for a right password. */
-void limits_login_result(const char *user, const char *client, int ok);
+/*
+ * Settles an admitted sign-in: outcome 1 right password, 0 refused by a
+ * backend (wrong password, unknown user, locked), -1 no answer.
+ */
+void limits_login_result(const char *user, const char *client, int outcome);
 
 /* Appends the limiter metrics in the Prometheus text format. */
 void limits_metrics(FILE *f);

@@ -2,6 +2,8 @@
  * emailauthd: arguments, configuration, signals, start and stop. The
  * routes live in the other files of this directory.
  */
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -212,11 +214,12 @@ daemon_reload(void)
 		old->listen.max_header_bytes != n->listen.max_header_bytes ||
 		strcmp(old->state_dir, n->state_dir) != 0 ||
 		old->workers.threads != n->workers.threads ||
-		old->workers.queue != n->workers.queue))
+		old->workers.queue != n->workers.queue ||
+		memcmp(&old->limits, &n->limits, sizeof(n->limits)) != 0))
 		log_event(LOG_WARN, "reload_partial",
 		    LS("message",
-			"listener, state_dir and workers settings change "
-			"only on restart"),
+			"listener, state_dir, workers and limits settings "
+			"change only on restart"),
 		    LOG_END);
 	rt_release(ort);
 	apply_log_settings(n);
@@ -283,6 +286,10 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* No core dumps: one would hold the signing key, the directory's
+	 * service password and the TLS key. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	/* libldap must read no ldap.conf, ldaprc or LDAP* environment:
 	 * every option is set by us (libraries.md §3.3). */
 	setenv("LDAPNOINIT", "1", 1);

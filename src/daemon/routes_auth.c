@@ -171,9 +171,10 @@ login_work(void *arg)
 	}
 	sec_wipe(j->secret.p, j->secret.len);
 	now = (long long)time(NULL);
-	if (res == AUTHN_OK || res == AUTHN_UNKNOWN || res == AUTHN_DENIED ||
-	    res == AUTHN_DISABLED)
-		limits_login_result(j->user, j->client, res == AUTHN_OK);
+	limits_login_result(j->user, j->client,
+	    res == AUTHN_OK                                   ? 1
+		: res == AUTHN_TEMPFAIL || res == AUTHN_ERROR ? -1
+							      : 0);
 	switch (res) {
 	case AUTHN_OK:
 		grant(j, u, backend, now);

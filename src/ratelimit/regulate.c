@@ -68,19 +68,6 @@ check_fn(double *st, void *arg)
 	return 1;
 }
 
-static int
-fail_fn(double *st, void *arg)
-{
-	struct op *o = arg;
-
-	if (st == NULL)
-		return 0;
-	decay(o->g, st, o->now);
-	st[0] += 1;
-	st[1] = o->now;
-	return 0;
-}
-
 /* The table key of k for user and address. */
 static size_t
 key_of(
@@ -136,6 +123,28 @@ rg_free(struct rg *g)
 	free(g);
 }
 
+static int
+admit_fn(double *st, void *arg)
+{
+	struct op *o = arg;
+
+	if (st == NULL)
+		return 0;
+	decay(o->g, st, o->now);
+	st[0] += 1;
+	st[1] = o->now;
+	return 0;
+}
+
+static int
+undo_fn(double *st, void *arg)
+{
+	(void)arg;
+	if (st != NULL && st[0] >= 1)
+		st[0] -= 1;
+	return 0;
+}
+
 double
 rg_check(struct rg *g, const char *user, const char *address, double now,
     enum rg_key *why_r)
@@ -155,33 +164,37 @@ rg_check(struct rg *g, const char *user, const char *address, double now,
 			return o.wait > 0 ? o.wait : 1;
 		}
 	}
-	return 0;
-}
-
-void
-rg_failure(struct rg *g, const char *user, const char *address, double now)
-{
-	char key[600];
-	size_t n;
-	int k;
-
+	/* Admitted: count it now (settled when the result is known). */
 	for (k = 0; k < RG_NKEYS; k++) {
 		struct op o = {g, (enum rg_key)k, now, 0};
 
 		if (g->threshold[k] == 0)
 			continue;
 		n = key_of((enum rg_key)k, user, address, key, sizeof(key));
-		rl_with(g->t[k], key, n, 1, 0, now, fail_fn, &o);
+		rl_with(g->t[k], key, n, 1, 0, now, admit_fn, &o);
 	}
+	return 0;
 }
 
 void
-rg_success(struct rg *g, const char *user, const char *address)
+rg_settle(struct rg *g, const char *user, const char *address,
+    enum rg_outcome outcome)
 {
 	char key[600];
-	size_t n = key_of(RG_PAIR, user, address, key, sizeof(key));
+	size_t n;
+	int k;
 
-	rl_forget(g->t[RG_PAIR], key, n);
+	if (outcome == RG_FAILED)
+		return;
+	for (k = 0; k < RG_NKEYS; k++) {
+		if (g->threshold[k] == 0)
+			continue;
+		n = key_of((enum rg_key)k, user, address, key, sizeof(key));
+		if (k == RG_PAIR && outcome == RG_SUCCEEDED)
+			rl_forget(g->t[k], key, n);
+		else
+			rl_with(g->t[k], key, n, 0, 0, 0, undo_fn, NULL);
+	}
 }
 
 size_t
@@ -198,24 +211,88 @@ rg_key_name(enum rg_key k)
 	return k < RG_NKEYS ? names[k] : "?";
 }
 
+/* The code point at s (n bytes left), its length in *len_r; -1 if bad. */
+static long
+next_cp(const unsigned char *s, size_t n, size_t *len_r)
+{
+	size_t need, k;
+	long cp;
+
+	if (s[0] < 0x80) {
+		*len_r = 1;
+		return s[0];
+	}
+	need = s[0] >= 0xf0 ? 3 : s[0] >= 0xe0 ? 2 : s[0] >= 0xc0 ? 1 : 0;
+	if (need == 0 || n <= need)
+		return -1;
+	cp = s[0] & (0x3f >> need);
+	for (k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	*len_r = need + 1;
+	return cp;
+}
+
+static int
+is_space(long cp)
+{
+	return cp == ' ' || cp == '\t' || cp == 0xa0 || cp == 0x1680 ||
+	    (cp >= 0x2000 && cp <= 0x200b) || cp == 0x202f || cp == 0x205f ||
+	    cp == 0x3000 || cp == 0xfeff || cp == 0x180e;
+}
+
+static long
+fold(long cp)
+{
+	if (cp >= 0xff01 && cp <= 0xff5e) /* fullwidth ASCII */
+		cp -= 0xfee0;
+	if (cp >= 'A' && cp <= 'Z')
+		cp += 'a' - 'A';
+	else if (cp >= 0xc0 && cp <= 0xde && cp != 0xd7) /* Latin-1 */
+		cp += 0x20;
+	return cp;
+}
+
 int
 rg_canonical_user(const char *user, char *dst, size_t cap)
 {
-	const char *e;
-	size_t n, i;
+	const unsigned char *p = (const unsigned char *)user;
+	size_t n = strlen(user), i = 0, o = 0, len;
+	int pending_space = 0;
+	long cp;
 
-	while (*user == ' ' || *user == '\t')
-		user++;
-	e = user + strlen(user);
-	while (e > user && (e[-1] == ' ' || e[-1] == '\t'))
-		e--;
-	n = (size_t)(e - user);
-	if (n >= cap)
-		return -1;
-	for (i = 0; i < n; i++)
-		dst[i] = user[i] >= 'A' && user[i] <= 'Z'
-		    ? (char)(user[i] - 'A' + 'a')
-		    : user[i];
-	dst[n] = '\0';
+	while (i < n) {
+		if ((cp = next_cp(p + i, n - i, &len)) < 0)
+			return -1;
+		i += len;
+		if (is_space(cp)) {
+			pending_space = o > 0;
+			continue;
+		}
+		cp = fold(cp);
+		if (o + 6 >= cap)
+			return -1;
+		if (pending_space)
+			dst[o++] = ' ';
+		pending_space = 0;
+		if (cp < 0x80) {
+			dst[o++] = (char)cp;
+		} else if (cp < 0x800) {
+			dst[o++] = (char)(0xc0 | (cp >> 6));
+			dst[o++] = (char)(0x80 | (cp & 0x3f));
+		} else if (cp < 0x10000) {
+			dst[o++] = (char)(0xe0 | (cp >> 12));
+			dst[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			dst[o++] = (char)(0x80 | (cp & 0x3f));
+		} else {
+			dst[o++] = (char)(0xf0 | (cp >> 18));
+			dst[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+			dst[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			dst[o++] = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	dst[o] = '\0';
 	return 0;
 }

@@ -41,19 +41,25 @@ void rg_free(struct rg *g);
 
 /*
  * May user (canonical form) try to sign in from address now? Returns 0
- * when yes, else the seconds to wait (> 0), with the count that holds it
- * back in *why_r. A held-back attempt counts against that count: hammering
- * makes the wait grow. Thread-safe, never blocks on I/O.
+ * when yes -- and then the attempt is already counted as a failure in all
+ * three counts, so concurrent guesses cannot all slip through before the
+ * first result comes back; rg_settle() corrects it. Else returns the
+ * seconds to wait (> 0), with the count that holds it back in *why_r; a
+ * held-back attempt counts against that count, so hammering makes the
+ * wait grow. Thread-safe, never blocks on I/O.
  */
 double rg_check(struct rg *g, const char *user, const char *address, double now,
     enum rg_key *why_r);
 
-/* A failed sign-in (wrong password, unknown user, locked account). */
-void rg_failure(
-    struct rg *g, const char *user, const char *address, double now);
+enum rg_outcome {
+	RG_FAILED,    /* wrong password, unknown user, locked: stays counted */
+	RG_SUCCEEDED, /* the pair starts afresh; the others lose the attempt */
+	RG_NEUTRAL,   /* no answer (backend down): the attempt is uncounted */
+};
 
-/* A successful one: the pair starts afresh. */
-void rg_success(struct rg *g, const char *user, const char *address);
+/* Settles an attempt rg_check() admitted. */
+void rg_settle(struct rg *g, const char *user, const char *address,
+    enum rg_outcome outcome);
 
 /* Keys held in each table (metrics, tests). */
 size_t rg_size(struct rg *g, enum rg_key k);
@@ -62,9 +68,12 @@ size_t rg_size(struct rg *g, enum rg_key k);
 const char *rg_key_name(enum rg_key k);
 
 /*
- * The canonical form of a user name for counting: surrounding spaces
- * dropped, ASCII letters lowercased (as directories match them). Writes
- * into dst (cap bytes). Returns 0, or -1 when it does not fit.
+ * The canonical form of a user name for counting, close to how
+ * directories compare names (caseIgnoreMatch): fullwidth forms folded to
+ * ASCII, Unicode spaces (no-break, ideographic, zero-width, ...) treated
+ * as spaces, leading and trailing spaces dropped, inner runs made one,
+ * ASCII and Latin-1 letters lowercased. Writes into dst (cap bytes).
+ * Returns 0, or -1 when it does not fit or is not UTF-8.
  */
 int rg_canonical_user(const char *user, char *dst, size_t cap);
 

@@ -666,13 +666,16 @@ out:
 	return res != SESS_OK ? -1 : n > INT_MAX ? INT_MAX : (int)n;
 }
 
-/* The reader can read the table and the writer can take the write lock. */
+/*
+ * The reader can read the table. Only the reader: /readyz calls this on an
+ * HTTP thread, which must never wait for the writer (its lock is held
+ * through fsync'd commits).
+ */
 static int
 sqlite_ping(struct sess_store *s)
 {
 	struct sqlite_store *st = store_of(s);
-	enum sess_result res = SESS_ERROR;
-	int rc, ret = -1;
+	int rc;
 
 	pthread_mutex_lock(&st->rlock);
 	rc = sqlite3_step(st->rs[R_PING]);
@@ -680,14 +683,7 @@ sqlite_ping(struct sess_store *s)
 		db_fail(st->r, "ping");
 	done(st->rs[R_PING]);
 	pthread_mutex_unlock(&st->rlock);
-	if ((rc != SQLITE_ROW && rc != SQLITE_DONE) ||
-	    tx_begin(st, "ping") == -1)
-		goto out;
-	/* Nothing to keep: SESS_ERROR makes tx_end() roll back. */
-	tx_end(st, &res, "ping");
-	ret = 0;
-out:
-	return ret;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
 static void

@@ -45,6 +45,15 @@ file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	}
 	if (fchmod(fd, mode) == -1)
 		goto ioerr;
+	/* Replacing a file keeps its owner (emailauthctl run as root on a
+	 * file the daemon's user owns must not take it away from it). */
+	{
+		struct stat old;
+
+		if (stat(path, &old) == 0 &&
+		    fchown(fd, old.st_uid, old.st_gid) == -1 && errno != EPERM)
+			goto ioerr;
+	}
 	while (off < len) {
 		n = write(fd, p + off, len - off);
 		if (n == -1 && errno == EINTR)

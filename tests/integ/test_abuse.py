@@ -262,3 +262,41 @@ def test_slow_drip_connections_do_not_starve_others(filed):
     finally:
         for s in hogs:
             s.close()
+
+
+def test_spellings_of_one_name_share_their_counts(filed):
+    d = filed()
+    for i in range(5):
+        assert login(d.port, "alice", "w%d" % i).status == 401
+    # What a directory would match as the same account is the same count.
+    for variant in ("\uff41lice", "alice\u00a0", "\u3000ALICE",
+                    "al\uff49ce", "\u00a0 Alice "):
+        r = login(d.port, variant, "w")
+        assert r.status == 429, (variant, r)
+
+
+def test_concurrent_guesses_are_counted_before_they_finish(filed):
+    d = filed()
+    results = []
+
+    def guess(i):
+        results.append(login(d.port, "bob", "g%d" % i).status)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(401) <= 5, results
+    assert results.count(429) >= 15
+
+
+def test_limit_changes_need_a_restart_and_say_so(filed):
+    d = filed()
+    n = len(d.events())
+    text = open(d.conf).read().replace("pair = 5;", "pair = 2;")
+    d.write_config(text)
+    d.signal(signal.SIGHUP)
+    d.wait_event("reloaded", after=n)
+    ev = d.wait_event("reload_partial", after=n)
+    assert "limits" in ev["message"]

@@ -225,3 +225,13 @@ def test_tls_key_readable_by_others_refused(tmp_path, daemon_factory):
     conf.write_text(text)
     rc, out = check(str(conf))
     assert rc == 1 and "'listen.tls.key'" in out
+
+
+def test_role_map_writable_by_others_refused(tmp_path):
+    conf = tmp_path / "e.conf"
+    conf.write_text(base_config(str(tmp_path)))
+    os.chmod(tmp_path / "roles.conf", 0o666)
+    rc, out = check(str(conf))
+    assert rc == 1 and "'roles_file'" in out and "writable" in out
+    os.chmod(tmp_path / "roles.conf", 0o644)
+    assert check(str(conf))[0] == 0

@@ -677,3 +677,21 @@ def test_many_groups_are_read_in_pages(slapd_factory, daemon_factory,
     assert st == 200, doc
     remember_tokens(doc)
     assert "paged" in doc["roles"]
+
+
+def test_memberof_outside_group_base_counts_by_dn_only(slapd_factory,
+                                                       daemon_factory,
+                                                       tmp_path):
+    """Whoever may create a group elsewhere in the directory must not get a
+    role by giving it a mapped name."""
+    own = slapd_factory()
+    own.add("dn: ou=selfservice,dc=example,dc=com\nobjectClass: "
+            "organizationalUnit\nou: selfservice\n\n"
+            "dn: cn=mail-admins,ou=selfservice,dc=example,dc=com\n"
+            "objectClass: groupOfNames\ncn: mail-admins\n"
+            "member: uid=bob,ou=people,dc=example,dc=com\n\n")
+    d = daemon_factory(config_text=ldap_config(tmp_path, own))
+    st, _, doc = Api(d.port).login("bob", "CanWeFixIt-17")
+    assert st == 200, doc
+    remember_tokens(doc)
+    assert "admin" not in doc["roles"] and "analyst" in doc["roles"]
