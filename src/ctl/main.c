@@ -20,6 +20,8 @@
 
 #include "authn/authn.h"
 #include "config/config.h"
+#include "policy/policy.h"
+#include "util/b64.h"
 #include "token/token.h"
 #include "util/file.h"
 #include "util/sec.h"
@@ -52,6 +54,10 @@ usage(FILE *f)
 	    "      then reload the daemon (systemctl reload emailauthd)\n"
 	    "  check-config\n"
 	    "      validate the configuration file, like emailauthd -t\n"
+	    "  roles list [--json]\n"
+	    "      the role map of 'roles_file': roles, groups, permissions\n"
+	    "  token decode TOKEN\n"
+	    "      show a token's header and claims (NOT verified)\n"
 	    "\n"
 	    "  -c FILE   configuration (default %s)\n"
 	    "  --version, --help\n"
@@ -325,6 +331,102 @@ out:
 	return ret;
 }
 
+/* Decodes one base64url JSON segment; NULL when it is not one. */
+static json_t *
+segment(const char *s, size_t n)
+{
+	unsigned char buf[TOK_MAX_LEN];
+	long len = b64url_decode(buf, sizeof(buf), s, n);
+
+	return len < 0 ? NULL
+		       : json_loadb((const char *)buf, (size_t)len, 0, NULL);
+}
+
+static int
+cmd_token(int argc, char **argv)
+{
+	const char *t, *d1, *d2;
+	json_t *h, *c;
+	char *hs, *cs;
+
+	if (argc != 3 || strcmp(argv[1], "decode") != 0) {
+		usage(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout
+								  : stderr);
+		return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	}
+	t = argv[2];
+	if (strlen(t) > TOK_MAX_LEN || (d1 = strchr(t, '.')) == NULL ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL ||
+	    (h = segment(t, (size_t)(d1 - t))) == NULL) {
+		fprintf(stderr, "emailauthctl: not a JWS compact token\n");
+		return 1;
+	}
+	if ((c = segment(d1 + 1, (size_t)(d2 - d1 - 1))) == NULL) {
+		json_decref(h);
+		fprintf(stderr, "emailauthctl: not a JWS compact token\n");
+		return 1;
+	}
+	hs = json_dumps(h, JSON_INDENT(2) | JSON_SORT_KEYS);
+	cs = json_dumps(c, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("NOT VERIFIED: this shows what the token says, not whether "
+	       "it is genuine.\nheader: %s\nclaims: %s\n",
+	    hs != NULL ? hs : "?", cs != NULL ? cs : "?");
+	free(hs);
+	free(cs);
+	json_decref(h);
+	json_decref(c);
+	return 0;
+}
+
+static int
+cmd_roles(int argc, char **argv)
+{
+	struct pol_map *m = NULL;
+	struct cfg *c;
+	char err[1024], *s;
+	json_t *j;
+	int json = argc > 2 && strcmp(argv[2], "--json") == 0;
+
+	if (argc < 2 || strcmp(argv[1], "list") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if ((c = load_config()) == NULL)
+		return 1;
+	if (pol_load(c->roles_file, &m, err, sizeof(err)) == -1 ||
+	    (j = pol_to_json(m)) == NULL) {
+		fprintf(stderr, "emailauthctl: %s\n", err);
+		pol_free(m);
+		cfg_free(c);
+		return 1;
+	}
+	if (json) {
+		s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		printf("%s\n", s != NULL ? s : "{}");
+		free(s);
+	} else {
+		const char *name;
+		json_t *r;
+
+		json_object_foreach(j, name, r)
+		{
+			char *g = json_dumps(
+			    json_object_get(r, "groups"), JSON_COMPACT);
+			char *p = json_dumps(
+			    json_object_get(r, "permissions"), JSON_COMPACT);
+
+			printf("%s\n  groups: %s\n  permissions: %s\n", name,
+			    g != NULL ? g : "[]", p != NULL ? p : "[]");
+			free(g);
+			free(p);
+		}
+	}
+	json_decref(j);
+	pol_free(m);
+	cfg_free(c);
+	return 0;
+}
+
 static int
 cmd_check_config(void)
 {
@@ -369,6 +471,10 @@ main(int argc, char **argv)
 		return cmd_keys(argc - i, argv + i);
 	if (strcmp(argv[i], "check-config") == 0)
 		return cmd_check_config();
+	if (strcmp(argv[i], "token") == 0)
+		return cmd_token(argc - i, argv + i);
+	if (strcmp(argv[i], "roles") == 0)
+		return cmd_roles(argc - i, argv + i);
 	usage(stderr);
 	return 2;
 }
