@@ -34,6 +34,7 @@ struct gv {
 	size_t mask;
 	pthread_mutex_t stripe[STRIPES];
 	atomic_ulong hits, misses;
+	atomic_ulong generation; /* bumped by every gv_set_keys() */
 };
 
 static void
@@ -237,6 +238,7 @@ gv_set_keys(struct gv *v, struct tok_keyset *ks, int owned)
 	pthread_mutex_lock(&v->keys_lock);
 	old = v->keys;
 	v->keys = k;
+	atomic_fetch_add(&v->generation, 1);
 	pthread_mutex_unlock(&v->keys_lock);
 	keys_release(old);
 	/* A key may have been withdrawn: what it verified goes too. */
@@ -264,6 +266,7 @@ gv_verify(struct gv *v, const char *token, size_t len, long long now,
 	struct keys *k;
 	json_t *claims = NULL;
 	size_t idx;
+	unsigned long gen;
 	pthread_mutex_t *m;
 
 	if (len == 0 || len > TOK_MAX_LEN) {
@@ -297,6 +300,7 @@ gv_verify(struct gv *v, const char *token, size_t len, long long now,
 	} else
 		pthread_mutex_unlock(m);
 	atomic_fetch_add_explicit(&v->misses, 1, memory_order_relaxed);
+	gen = atomic_load(&v->generation);
 	if ((k = keys_acquire(v)) == NULL) {
 		*why = TOK_UNKNOWN_KID;
 		return -1;
@@ -316,11 +320,18 @@ gv_verify(struct gv *v, const char *token, size_t len, long long now,
 		*why = TOK_BAD_CLAIMS;
 		return -1;
 	}
-	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	/*
+	 * Cache it only if no key set was installed meanwhile: one that
+	 * withdrew the key that verified it must not find it cached.
+	 */
+	old = NULL;
 	pthread_mutex_lock(m);
-	old = v->slots[idx].p;
-	memcpy(v->slots[idx].digest, d, sizeof(d));
-	v->slots[idx].p = p;
+	if (atomic_load(&v->generation) == gen) {
+		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+		old = v->slots[idx].p;
+		memcpy(v->slots[idx].digest, d, sizeof(d));
+		v->slots[idx].p = p;
+	}
 	pthread_mutex_unlock(m);
 	gv_release(old);
 	*p_r = p;
