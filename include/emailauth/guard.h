@@ -142,7 +142,10 @@ EA_API int ea_guard_new_from_file(const char *path, const char *group,
 EA_API void ea_guard_free(struct ea_guard *guard);
 
 /*
- * Checks a request: rate limits, the Bearer token, and the permission
+ * Checks a request: request-smuggling shapes (Content-Length with
+ * Transfer-Encoding, repeated framing headers, whitespace in a header
+ * name: 400 and the connection closed), rate limits, the Bearer token,
+ * and the permission
  * (NULL: any valid token will do). Returns the principal (the caller
  * frees it with ea_principal_free()), or NULL after queueing the denial
  * (401, 403, 429, or 503 when no keys are loaded); then *ret_r holds

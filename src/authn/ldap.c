@@ -612,7 +612,7 @@ ldap_authenticate(void *state, const char *user, const struct sec_buf *password,
 	if (password->len == 0)
 		return AUTHN_DENIED;
 	if ((res = find_user(st, user, &f)) != AUTHN_OK) {
-		if (res == AUTHN_UNKNOWN)
+		if (res == AUTHN_UNKNOWN || res == AUTHN_DENIED)
 			/*
 			 * The same round trips as for a known user: a bind of
 			 * a DN that does not exist (the server refuses it like

@@ -335,6 +335,8 @@ ea_guard_allow_public(
 	struct http_req r;
 
 	req_init(g, &r, c);
+	if (http_check_framing(&r, ret_r))
+		return 0;
 	return ip_allowed(g, &r, ret_r);
 }
 
@@ -363,6 +365,10 @@ ea_guard_check(struct ea_guard *g, struct MHD_Connection *c,
 	int rc;
 
 	req_init(g, &r, c);
+	/* Smuggling shapes first: 400 and the connection closed, whatever
+	 * the token (libmicrohttpd 0.9.75 lets them through). */
+	if (http_check_framing(&r, ret_r))
+		return NULL;
 	if (!ip_allowed(g, &r, ret_r))
 		return NULL;
 	if ((rc = http_bearer(&r, &tok, &len)) != 1) {

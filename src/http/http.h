@@ -114,7 +114,16 @@ const char *http_status_text(unsigned int status);
 int http_client_addr(struct http_req *r);
 
 /*
- * First-call checks on the request head: request smuggling shapes (400),
+ * The request-smuggling shapes libmicrohttpd 0.9.75 lets through:
+ * Content-Length with Transfer-Encoding, repeated framing headers, a
+ * transfer coding other than chunked, an invalid Content-Length,
+ * whitespace in a header name. Returns 1 after answering 400 with
+ * Connection: close, 0 when the framing is sound.
+ */
+int http_check_framing(struct http_req *r, enum MHD_Result *ret);
+
+/*
+ * First-call checks on the request head: http_check_framing(), then a
  * Content-Length over the cap (413). Returns 1 when it answered, 0 when
  * the request may go on.
  */

@@ -98,6 +98,7 @@ count_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 struct head_scan {
 	unsigned int n_cl;
 	unsigned int n_te;
+	int bad_name; /* whitespace in a header name ("Name : value") */
 };
 
 static enum MHD_Result
@@ -108,6 +109,8 @@ head_count(
 
 	(void)kind;
 	(void)value;
+	if (strpbrk(key, " \t") != NULL)
+		h->bad_name = 1;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
 		h->n_cl++;
 	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
@@ -115,51 +118,66 @@ head_count(
 	return MHD_YES;
 }
 
-int
-http_check_head(struct http_req *r, enum MHD_Result *ret)
+/* A 400 that also closes the connection: after a framing error nothing
+ * that follows on it may be read as another request. */
+static enum MHD_Result
+framing_error(struct http_req *r, const char *detail)
 {
-	struct head_scan h = {0, 0};
-	const char *cl;
+	return http_problem(r, 400, detail,
+	    (struct http_header[]){{"Connection", "close"}, {NULL, NULL}});
+}
+
+int
+http_check_framing(struct http_req *r, enum MHD_Result *ret)
+{
+	struct head_scan h = {0, 0, 0};
+	const char *cl, *te;
 	char *end;
-	unsigned long long v;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, head_count, &h);
+	/* RFC 9112 5.1: whitespace between a field name and the colon must
+	 * be refused ("Transfer-Encoding : chunked" is read differently by
+	 * different parsers: a smuggling shape). */
+	if (h.bad_name) {
+		*ret = framing_error(r, "malformed header name");
+		return 1;
+	}
 	if (h.n_cl > 0 && h.n_te > 0) {
-		*ret = http_problem(r, 400,
-		    "Content-Length and Transfer-Encoding together", NULL);
+		*ret = framing_error(
+		    r, "Content-Length and Transfer-Encoding together");
 		return 1;
 	}
 	if (h.n_cl > 1 || h.n_te > 1) {
-		*ret = http_problem(r, 400, "repeated framing header", NULL);
+		*ret = framing_error(r, "repeated framing header");
 		return 1;
 	}
-	if (h.n_te == 1) {
-		const char *te = http_header(r, "Transfer-Encoding");
-
-		if (te == NULL || strcasecmp(te, "chunked") != 0) {
-			*ret = http_problem(
-			    r, 400, "unsupported Transfer-Encoding", NULL);
-			return 1;
-		}
+	te = http_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (h.n_te == 1 && (te == NULL || strcasecmp(te, "chunked") != 0)) {
+		*ret = framing_error(r, "unsupported Transfer-Encoding");
+		return 1;
 	}
 	cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl != NULL) {
-		if (!isdigit((unsigned char)*cl)) {
-			*ret = http_problem(
-			    r, 400, "invalid Content-Length", NULL);
-			return 1;
-		}
-		v = strtoull(cl, &end, 10);
-		if (*end != '\0') {
-			*ret = http_problem(
-			    r, 400, "invalid Content-Length", NULL);
-			return 1;
-		}
-		if (v > r->pol->max_body) {
-			*ret = http_problem(
-			    r, 413, "the request body is too large", NULL);
-			return 1;
-		}
+	if (cl != NULL &&
+	    (!isdigit((unsigned char)*cl) ||
+		(strtoull(cl, &end, 10), *end != '\0'))) {
+		*ret = framing_error(r, "invalid Content-Length");
+		return 1;
+	}
+	return 0;
+}
+
+int
+http_check_head(struct http_req *r, enum MHD_Result *ret)
+{
+	const char *cl;
+
+	if (http_check_framing(r, ret))
+		return 1;
+	cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && strtoull(cl, NULL, 10) > r->pol->max_body) {
+		*ret =
+		    http_problem(r, 413, "the request body is too large", NULL);
+		return 1;
 	}
 	return 0;
 }

@@ -148,10 +148,6 @@ def same_refusal(a, b):
 # Logs
 
 
-def events(d, after=0):
-    return d.events()[after:]
-
-
 def event_of(d, name, request_id, timeout=5):
     """The log event `name` with this request id (waits for it)."""
     deadline = time.time() + timeout

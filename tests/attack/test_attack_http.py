@@ -18,11 +18,10 @@ import pytest
 
 import rawhttp as rh
 import secrets_scan
-from attackflow import (assert_no_leak, assert_refused, event_of, login,
-                        no_success_since, post_json, raw, record, send,
-                        session_of, sessions)
+from attackflow import (assert_no_leak, assert_refused, event_of,
+                        jwt_claims, login, no_success_since, post_json, raw,
+                        record, send, session_of, sessions)
 from authflow import USERS, config, write_users
-from conftest import Daemon
 
 PW = USERS["alice"][0]
 GOOD = json.dumps({"username": "alice", "password": PW}).encode()
@@ -204,13 +203,31 @@ def test_oversized_head_is_refused(d, which):
     still_serving(d)
 
 
+def _bad_cl(value):
+    return (b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/json\r\nContent-Length: " + value +
+            b"\r\n\r\n{}", 413 if len(value) > 20 else 400)
+
+
+# Refusals libmicrohttpd makes itself, before the daemon sees the request.
+LIBRARY_REFUSALS = dict(BIG_HEADS, **{
+    "cl-list": _bad_cl(b"2, 2"), "cl-negative": _bad_cl(b"-1"),
+    "cl-plus": _bad_cl(b"+2"), "cl-hex": _bad_cl(b"0x2"),
+    "cl-inner-space": _bad_cl(b"2 2"),
+    "cl-past-64-bits": _bad_cl(b"99999999999999999999999")})
+
+
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG: libmicrohttpd answers an oversized head itself: text/html "
-    "'Request too big' page, no problem+json, none of the security "
-    "headers (SPEC: every error is application/problem+json)"))
-@pytest.mark.parametrize("which", list(BIG_HEADS))
-def test_oversized_head_answer_is_problem_json(d, which):
-    data, status = BIG_HEADS[which]
+    "BUG: libmicrohttpd answers these itself (oversized head 431, long "
+    "request line 414, unparsable Content-Length 400, Content-Length past "
+    "64 bits 413): a text/html page, no problem+json, none of the "
+    "security headers, no X-Request-Id (SPEC: every error is "
+    "application/problem+json; the security headers on every response). "
+    "For the Content-Length ones the status line and headers are even "
+    "sent twice on the wire before the HTML body"))
+@pytest.mark.parametrize("which", list(LIBRARY_REFUSALS))
+def test_library_generated_refusals_are_problem_json(d, which):
+    data, status = LIBRARY_REFUSALS[which]
     r = raw(d.port, data)
     assert_refused(r, status)
 
@@ -236,12 +253,12 @@ def split_first(data):
 def smuggle(d, framing, body):
     """Sends head + framing + body (which hides a second request, a
     sign-in with the right password); returns (first answer, every byte
-    after it that the connection carried until closed or quiet for 3 s:
+    after it that the connection carried until closed or quiet for 1.5 s:
     a second answer there means the hidden request was run)."""
     s = rh.connect(d.port)
     try:
         s.sendall(head(extra=framing + b"\r\n") + body)
-        data = rest_of(s, timeout=3)
+        data = rest_of(s, timeout=1.5)
     finally:
         s.close()
     r, rest = split_first(data)
@@ -250,15 +267,8 @@ def smuggle(d, framing, body):
     return r, rest
 
 
-SPACE_BEFORE_COLON = pytest.mark.xfail(strict=True, reason=(
-    "BUG: 'Transfer-Encoding : chunked' (whitespace before the colon) is "
-    "not refused (RFC 9112 5.1: a server MUST answer 400): the daemon "
-    "does not see a Transfer-Encoding, frames by Content-Length, answers "
-    "the first request with a 400 on its JSON and keeps the connection; "
-    "in the TE.CL shape it then runs the request hidden in the chunked "
-    "body and answers it 200 with tokens on the same connection: a "
-    "desync with any front end that reads the header as chunked"))
-
+# Whitespace between a field name and its colon is refused with 400 and
+# the connection closed (RFC 9112 5.1): it was a smuggling shape before.
 CL_TE = [
     pytest.param(b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n",
                  id="cl-then-te"),
@@ -275,7 +285,7 @@ CL_TE = [
     pytest.param(b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n"
                  b"Transfer-Encoding: identity\r\n", id="te-twice"),
     pytest.param(b"Content-Length: %d\r\nTransfer-Encoding : chunked\r\n",
-                 id="te-space-before-colon", marks=SPACE_BEFORE_COLON),
+                 id="te-space-before-colon"),
 ]
 
 
@@ -482,9 +492,8 @@ def test_cors_allowed_origin_control(d):
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type"})
     assert r.status == 204, r
-    assert r.headers["access-control-allow-origin"] == ORIGIN
-    assert r.headers.get("access-control-allow-credentials") != "true" or \
-        r.headers["access-control-allow-origin"] != "*"
+    assert r.headers["access-control-allow-origin"] == ORIGIN  # never *
+    assert "Origin" in r.headers.get("vary", "")
     r = send(d.port, "GET", "/healthz", {"Origin": ORIGIN})
     assert r.headers["access-control-allow-origin"] == ORIGIN
 
@@ -523,7 +532,6 @@ def test_session_records_the_peer_not_the_spoofed_address(d):
     r = login(d.port, "alice", PW, source=ATTACKER,
               headers={"X-Forwarded-For": "198.51.100.7"})
     assert r.status == 200, r
-    from attackflow import jwt_claims
     sid = jwt_claims(r.json()["access_token"])["sid"]
     row = session_of(os.path.join(d.dir, "state"), sid)
     assert row[2] == ATTACKER, row
@@ -669,3 +677,85 @@ def test_slow_clients_from_many_addresses_do_not_block_others(slowd):
         served_promptly(slowd, limit=3.0)
     finally:
         hogs.stop()
+
+
+# ----------------------------------------------------------------------
+# The same smuggling shapes against the email API (examples/emailapi with
+# the guard): the request hidden in the body is a DELETE with alice's
+# (admin) token, so running it would delete an email.
+
+# The guard refuses these heads (ea_guard_check, ea_guard_allow_public):
+# 400 and the connection closed, so the hidden DELETE never runs.
+
+
+@pytest.fixture(scope="module")
+def eapi(module_daemons):
+    from emailapiflow import USERS as EUSERS
+    from emailapiflow import Stack, daemon_config
+
+    def build(tmp):
+        write_users(os.path.join(tmp, "users"), EUSERS)
+        return daemon_config(tmp)
+
+    dd = module_daemons(build, name="eapi-auth")
+    st = Stack(dd.tmp, dd)
+    st.api = st.emailapi()
+    r = login(dd.port, "alice", EUSERS["alice"][0])
+    assert r.status == 200, r
+    st.token = r.json()["access_token"]
+    try:
+        yield st
+    finally:
+        st.stop()
+
+
+EAPI_FRAMINGS = [
+    ("cl-te", b"Content-Length: %(cl)d\r\nTransfer-Encoding: chunked\r\n"),
+    ("te-cl", b"Transfer-Encoding: chunked\r\nContent-Length: %(cl)d\r\n"),
+    ("te-space-before-colon",
+     b"Content-Length: %(cl)d\r\nTransfer-Encoding : chunked\r\n"),
+    ("two-content-lengths",
+     b"Content-Length: %(cl)d\r\nContent-Length: %(cl2)d\r\n"),
+]
+EAPI_CASES = [(n, f, shape) for n, f in EAPI_FRAMINGS
+              for shape in ("cl.te", "te.cl")]
+
+
+@pytest.mark.parametrize("name,framing,shape", EAPI_CASES,
+                         ids=["%s-%s" % (c[0], c[2]) for c in EAPI_CASES])
+def test_email_api_smuggling(eapi, name, framing, shape):
+    victim = 1 + EAPI_CASES.index((name, framing, shape))   # 1 .. 8
+    auth = b"Authorization: Bearer " + eapi.token.encode() + b"\r\n"
+    hidden = (b"DELETE /api/emails/%d HTTP/1.1\r\nHost: x\r\n" % victim +
+              auth + b"\r\n")
+    body = b"0\r\n\r\n" + hidden
+    cl = len(body) if shape == "cl.te" else 5
+    s = rh.connect(eapi.api.port)
+    try:
+        s.sendall(b"POST /api/emails/1/labels HTTP/1.1\r\nHost: x\r\n" +
+                  auth + b"Content-Type: application/json\r\n" +
+                  framing % {b"cl": cl, b"cl2": cl + 1} + b"\r\n" + body)
+        data = rest_of(s, timeout=1.5)
+    finally:
+        s.close()
+    r, rest = split_first(data)
+    record("email api smuggle", r)
+    survived = send(eapi.api.port, "GET", "/api/emails/%d" % victim,
+                    {"Authorization": "Bearer " + eapi.token})
+    assert survived.status == 200, "the hidden DELETE ran: %r" % survived
+    assert b"HTTP/1.1" not in rest, rest[:200]
+    assert_refused(r, 400)
+    assert r.headers.get("connection") == "close", r
+
+
+def test_email_api_oversized_head_is_refused(eapi):
+    """The email API's head is bounded too (by libmicrohttpd's memory
+    pool, 32 KiB): 64 KiB is refused and the connection closed."""
+    s = rh.connect(eapi.api.port)
+    s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " +
+              b"a" * 65536 + b"\r\n\r\n")
+    r = record("email api big head", rh.read_response(s, timeout=3))
+    assert r is not None and r.status == 431, r
+    assert rh.closed_after(s)
+    s.close()
+    assert b"aaaa" not in r.body

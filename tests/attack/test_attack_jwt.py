@@ -28,14 +28,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import \
-    encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature, encode_dss_signature)
 from cryptography.x509.oid import NameOID
 
 import secrets_scan
 from attackflow import (INVALID_TOKEN, assert_refused, bearer, jwt_claims,
                         post_json, record, send, session_of, snapshot)
-from authflow import Api, write_users
+from authflow import write_users
 from emailapiflow import (USERS, Stack, daemon_config, fresh_ec_pem,
                           hs256_with, public_jwk_of, public_pem_of, unsigned)
 
@@ -102,14 +102,12 @@ def env(module_daemons):
     e.daemon = d
     e.stack = Stack(d.tmp, d)
     e.api = e.stack.emailapi()
-    e.auth = Api(d.port)
     # alice's real token: the base of every forgery, and the check that
     # email 3 survives.
     r = post_json(d.port, "/v1/login", {"username": "alice",
                                         "password": USERS["alice"][0]})
     assert r.status == 200, r
     doc = r.json()
-    e.alice = doc
     e.alice_access = doc["access_token"]
     e.base = jwt_claims(e.alice_access)
     e.kid = jwt.get_unverified_header(e.alice_access)["kid"]
@@ -119,6 +117,7 @@ def env(module_daemons):
     assert r.status == 200, r
     e.bob_access = r.json()["access_token"]
     e.jwks = send(d.port, "GET", "/.well-known/jwks.json").body
+    e.roles_etag = roles_etag(e)
     e.our_jwk = json.loads(e.jwks)["keys"]
     e.our_jwk = [k for k in e.our_jwk if k["kid"] == e.kid][0]
     # The attacker's own key, published on his own server.
@@ -159,8 +158,6 @@ def sign_raw(e, header_json, payload_json, key=None):
     k = serialization.load_pem_private_key(key or e.key, None)
     si = b64(header_json) + "." + b64(payload_json)
     der = k.sign(si.encode(), ec.ECDSA(hashes.SHA256()))
-    from cryptography.hazmat.primitives.asymmetric.utils import \
-        decode_dss_signature
     r, s = decode_dss_signature(der)
     sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return secrets_scan.register(si + "." + b64(sig))
@@ -177,12 +174,21 @@ def good_payload(e, **over):
 # ----------------------------------------------------------------------
 # Where a token is presented
 
+# (name, where, method, path). The first three are reads (the controls
+# use them); the others would change something if the token passed.
 TARGETS = [
     ("daemon /v1/userinfo", "daemon", "GET", "/v1/userinfo"),
     ("daemon /v1/verify", "daemon", "GET", "/v1/verify"),
     ("guard GET /api/emails", "guard", "GET", "/api/emails"),
     ("guard DELETE /api/emails/3", "guard", "DELETE", "/api/emails/3"),
+    ("daemon PUT /v1/admin/roles/evil", "daemon", "PUT",
+     "/v1/admin/roles/evil"),
+    ("daemon DELETE /v1/admin/sessions?user=bob", "daemon", "DELETE",
+     "/v1/admin/sessions?user=bob"),
 ]
+# The admin routes answer 401 without a token_refused line.
+UNLOGGED = ("/v1/admin/",)
+EVIL_ROLE = {"groups": ["everyone"], "permissions": ["admin:*", "emails:*"]}
 
 
 def guard_reason(api, request_id, timeout=5):
@@ -214,8 +220,20 @@ def present(e, target, token, headers=None):
     _, where, method, path = target
     port = e.daemon.port if where == "daemon" else e.api.port
     h = {"Authorization": "Bearer " + token}
+    body = b""
+    if method == "PUT":
+        # What a token that passed would need to rewrite the role map.
+        h.update({"Content-Type": "application/json",
+                  "If-Match": e.roles_etag})
+        body = json.dumps(EVIL_ROLE)
     h.update(headers or {})
-    return send(port, method, path, h)
+    return send(port, method, path, h, body)
+
+
+def roles_etag(e):
+    r = bearer(e.daemon.port, "/v1/admin/roles", e.alice_access)
+    assert r.status == 200, r
+    return r.headers["etag"]
 
 
 def email3_survives(e):
@@ -237,6 +255,8 @@ def refused_everywhere(e, token, reasons, inputs=()):
                            www=INVALID_TOKEN,
                            detail="the access token is not valid")
             rid = r.headers["x-request-id"]
+            if target[3].startswith(UNLOGGED):
+                continue
             why = daemon_reason(e.daemon, rid) if target[1] == "daemon" \
                 else guard_reason(e.api, rid)
             assert why in reasons, "refused as %r, expected one of %r" % (
@@ -246,6 +266,7 @@ def refused_everywhere(e, token, reasons, inputs=()):
     assert not errors, "\n".join(errors)
     email3_survives(e)
     assert snapshot(e.daemon) == before, "daemon state changed"
+    assert roles_etag(e) == e.roles_etag, "the role map changed"
     assert send(e.daemon.port, "GET", "/.well-known/jwks.json").body == \
         e.jwks, "the JWKS changed"
     assert e.evil.hits[hits:] == [], "a key URL in the token was fetched"
@@ -711,13 +732,21 @@ def _refresh_reason(env, r):
     return ev[-1].get("reason")
 
 
-def test_revoked_sessions_refresh_token(env):
+@pytest.mark.parametrize("how", ["logout", "admin-revoke"])
+def test_revoked_sessions_refresh_token(env, how):
+    """A session ended by logout, or revoked by an administrator: its
+    refresh token is refused (for that reason), nothing is issued and
+    the session stays revoked."""
     doc = _login(env, "bob")
     sid = jwt_claims(doc["access_token"])["sid"]
     state = os.path.join(env.daemon.tmp, "state")
-    r = post_json(env.daemon.port, "/v1/logout",
-                  {"refresh_token": doc["refresh_token"]})
-    assert r.status == 204, r
+    if how == "logout":
+        r = post_json(env.daemon.port, "/v1/logout",
+                      {"refresh_token": doc["refresh_token"]})
+    else:
+        r = bearer(env.daemon.port, "/v1/admin/sessions/" + sid,
+                   env.alice_access, method="DELETE")
+    assert r.status in (200, 204), r
     row = session_of(state, sid)
     assert row is not None and row[3] is not None, row
     before = snapshot(env.daemon)
