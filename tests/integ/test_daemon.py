@@ -90,7 +90,13 @@ def test_metrics(daemon):
     for _ in range(3):
         rh.send(d.port, "GET", "/healthz")
     rh.send(d.port, "GET", "/nope")
-    r = rh.send(d.port, "GET", "/metrics")
+    # A request is counted when it completes, just after its answer went
+    # out: give the last one a moment.
+    for _ in range(50):
+        r = rh.send(d.port, "GET", "/metrics")
+        if b'status="404"} 1' in r.body:
+            break
+        time.sleep(0.02)
     assert r.status == 200
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.body.decode()
