@@ -2,6 +2,7 @@
  * Reading and pre-scanning libconfig files.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,4 +158,20 @@ lcfg_prescan(
 		i++;
 	}
 	return 0;
+}
+
+void
+lcfg_error(
+    char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(err, errlen, "%s:%d: %s", name, line, msg);
+	else
+		snprintf(err, errlen, "%s: %s", name, msg);
 }

@@ -24,4 +24,11 @@ char *lcfg_read(const char *path, size_t max, char *err, size_t errlen);
 int lcfg_prescan(
     const char *text, const char *name, int numbers, char *err, size_t errlen);
 
+/*
+ * Writes "NAME:LINE: message" (or "NAME: message" when line is 0) into err,
+ * the format of every configuration error.
+ */
+void lcfg_error(char *err, size_t errlen, const char *name, int line,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 #endif

@@ -63,20 +63,9 @@ struct loader {
 	struct pol_map *m;
 };
 
-static void
-fail(struct loader *ld, int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (line > 0)
-		snprintf(ld->err, ld->errlen, "%s:%d: %s", ld->name, line, msg);
-	else
-		snprintf(ld->err, ld->errlen, "%s: %s", ld->name, msg);
-}
+/* An error with its line, in the loader's message buffer. */
+#define fail(ld, line, ...) \
+	lcfg_error((ld)->err, (ld)->errlen, (ld)->name, (line), __VA_ARGS__)
 
 static const char *
 key_of(const struct pol_key *k)

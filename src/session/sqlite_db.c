@@ -17,6 +17,8 @@
 
 #include <sqlite3.h>
 
+#include "util/sec.h"
+
 #define SCHEMA_VERSION 1
 #define BUSY_MS        5000
 
@@ -80,17 +82,8 @@ make_db_file(const char *path, char *err, size_t errlen)
 		    err, errlen, "cannot stat %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (!S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s is not a regular file", path);
+	if (sec_stat_mode_ok(&sb, path, err, errlen) == -1)
 		goto out;
-	}
-	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		snprintf(err, errlen,
-		    "%s is readable or writable by group or others (mode %04o);"
-		    " run chmod 600 on it",
-		    path, (unsigned)(sb.st_mode & 07777));
-		goto out;
-	}
 	ret = 0;
 out:
 	if (fd != -1)

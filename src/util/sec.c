@@ -28,8 +28,9 @@ sec_equal(const void *a, const void *b, size_t n)
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-static int
-mode_ok(const struct stat *st, const char *path, char *err, size_t errlen)
+int
+sec_stat_mode_ok(
+    const struct stat *st, const char *path, char *err, size_t errlen)
 {
 	if (!S_ISREG(st->st_mode)) {
 		snprintf(err, errlen, "%s is not a regular file", path);
@@ -55,7 +56,7 @@ sec_file_mode_ok(const char *path, char *err, size_t errlen)
 		    err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	return mode_ok(&st, path, err, errlen);
+	return sec_stat_mode_ok(&st, path, err, errlen);
 }
 
 struct sec_buf *
@@ -78,7 +79,7 @@ sec_read_file(const char *path, size_t max, char *err, size_t errlen)
 		    err, errlen, "cannot stat %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (mode_ok(&st, path, err, errlen) == -1)
+	if (sec_stat_mode_ok(&st, path, err, errlen) == -1)
 		goto out;
 	if ((b = calloc(1, sizeof(*b))) == NULL ||
 	    (b->p = malloc(max + 1)) == NULL) {

@@ -24,6 +24,11 @@ int sec_equal(const void *a, const void *b, size_t n);
  */
 int sec_file_mode_ok(const char *path, char *err, size_t errlen);
 
+/* The same check on what stat() or fstat() returned for path. */
+struct stat;
+int sec_stat_mode_ok(
+    const struct stat *st, const char *path, char *err, size_t errlen);
+
 /*
  * Reads a secret file (mode-checked as above, at most max bytes, one
  * trailing newline dropped) into a new sec_buf the caller frees with

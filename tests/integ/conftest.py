@@ -227,6 +227,12 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    bad = secrets_scan.sanitizer_reports([LOGDIR])
+    if bad:
+        sys.stderr.write("\nSANITIZER REPORTS in the servers' logs:\n")
+        for h in bad:
+            sys.stderr.write("  %s\n" % h)
+        session.exitstatus = 1
     hits = secrets_scan.scan([LOGDIR])
     if hits:
         sys.stderr.write("\nSECRET LEAK: test secrets found in logs:\n")

@@ -51,5 +51,29 @@ def scan(dirs):
     return hits
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def sanitizer_reports(dirs):
+    """Files in dirs where a sanitizer reported something (make asan)."""
+    hits = []
+    for d in dirs:
+        if not os.path.isdir(d):
+            continue
+        for root, _, files in os.walk(d):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        text = f.read().decode("utf-8", "replace")
+                except OSError:
+                    continue
+                for m in SANITIZER_MARKS:
+                    if m in text:
+                        hits.append("%s: %s" % (path, m))
+    return hits
+
+
 def count():
     return len(_secrets)
