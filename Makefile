@@ -232,4 +232,7 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz
 
+# make fuzz, make fuzz-smoke (docs/fuzzing.md).
+include tests/fuzz/fuzz.mk
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

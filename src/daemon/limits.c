@@ -135,8 +135,10 @@ limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
 
 	char key[INET6_ADDRSTRLEN];
 
+	/* A name that cannot be put in canonical form is counted as sent:
+	 * never uncounted (fail closed). */
 	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
-		return 0;
+		snprintf(canon, sizeof(canon), "%s", user);
 	address_key(r->client_ip, key, sizeof(key));
 	if ((wait = rg_check(regulator, canon, key, mono(), &why)) <= 0)
 		return 0;
@@ -159,7 +161,7 @@ limits_login_result(const char *user, const char *client, int outcome)
 	char canon[AUTHN_CANON_MAX], key[INET6_ADDRSTRLEN];
 
 	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
-		return;
+		snprintf(canon, sizeof(canon), "%s", user);
 	address_key(client, key, sizeof(key));
 	rg_settle(regulator, canon, key,
 	    outcome > 0        ? RG_SUCCEEDED

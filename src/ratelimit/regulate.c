@@ -8,6 +8,7 @@
 
 #include "ratelimit/ratelimit.h"
 #include "ratelimit/regulate.h"
+#include "util/str.h"
 
 struct rg {
 	struct rg_config c;
@@ -261,8 +262,13 @@ rg_canonical_user(const char *user, char *dst, size_t cap)
 	const unsigned char *p = (const unsigned char *)user;
 	size_t n = strlen(user), i = 0, o = 0, len;
 	int pending_space = 0;
+	size_t enc;
 	long cp;
 
+	/* Valid UTF-8 only (no overlong forms: "C0 80" must not become a
+	 * NUL). The output is never longer than the input. */
+	if (cap == 0 || !str_utf8_valid(user, n))
+		return -1;
 	while (i < n) {
 		if ((cp = next_cp(p + i, n - i, &len)) < 0)
 			return -1;
@@ -272,7 +278,8 @@ rg_canonical_user(const char *user, char *dst, size_t cap)
 			continue;
 		}
 		cp = fold(cp);
-		if (o + 6 >= cap)
+		enc = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+		if (o + (pending_space ? 1 : 0) + enc + 1 > cap)
 			return -1;
 		if (pending_space)
 			dst[o++] = ' ';

@@ -309,3 +309,12 @@ def test_limit_changes_need_a_restart_and_say_so(filed):
     d.wait_event("reloaded", after=n)
     ev = d.wait_event("reload_partial", after=n)
     assert "limits" in ev["message"]
+
+
+def test_longest_names_are_counted_too(filed):
+    # Regression (found by fuzz_username): names whose canonical form
+    # filled the buffer were not counted at all.
+    d = filed()
+    name = "a" * 256
+    got = [login(d.port, name, "w%d" % i).status for i in range(7)]
+    assert got[:5] == [401] * 5 and got[5:] == [429, 429], got
