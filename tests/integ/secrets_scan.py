@@ -27,8 +27,8 @@ def record(where, body):
     _bodies.append((where, body))
 
 
-def scan(dirs):
-    hits = []
+def _log_texts(dirs):
+    """(path, text) of every file under dirs."""
     for d in dirs:
         if not os.path.isdir(d):
             continue
@@ -37,13 +37,18 @@ def scan(dirs):
                 path = os.path.join(root, name)
                 try:
                     with open(path, "rb") as f:
-                        text = f.read().decode("utf-8", "replace")
+                        yield path, f.read().decode("utf-8", "replace")
                 except OSError:
                     continue
-                for s in _secrets:
-                    if s in text:
-                        hits.append("%s contains a secret (%d chars)" %
-                                    (path, len(s)))
+
+
+def scan(dirs):
+    hits = []
+    for path, text in _log_texts(dirs):
+        for s in _secrets:
+            if s in text:
+                hits.append("%s contains a secret (%d chars)" %
+                            (path, len(s)))
     for where, body in _bodies:
         for s in _secrets:
             if s in body:
@@ -57,22 +62,8 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 
 def sanitizer_reports(dirs):
     """Files in dirs where a sanitizer reported something (make asan)."""
-    hits = []
-    for d in dirs:
-        if not os.path.isdir(d):
-            continue
-        for root, _, files in os.walk(d):
-            for name in files:
-                path = os.path.join(root, name)
-                try:
-                    with open(path, "rb") as f:
-                        text = f.read().decode("utf-8", "replace")
-                except OSError:
-                    continue
-                for m in SANITIZER_MARKS:
-                    if m in text:
-                        hits.append("%s: %s" % (path, m))
-    return hits
+    return ["%s: %s" % (path, m) for path, text in _log_texts(dirs)
+            for m in SANITIZER_MARKS if m in text]
 
 
 def count():
