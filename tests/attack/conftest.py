@@ -58,6 +58,7 @@ BUILD = _integ.BUILD
 LOGDIR = _integ.LOGDIR
 LENIENT_LIMITS = _integ.LENIENT_LIMITS
 Daemon = _integ.Daemon
+JsonLog = _integ.JsonLog
 EchoServer = _integ.EchoServer
 binary = _integ.binary
 free_port = _integ.free_port

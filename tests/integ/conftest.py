@@ -37,7 +37,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Daemon:
+class JsonLog:
+    """A server whose log (self.log) is JSON lines."""
+
+    def log_text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def events(self):
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+
+class Daemon(JsonLog):
     """One emailauthd with a generated config in its own directory."""
 
     def __init__(self, tmpdir, config_text, name="emailauthd", env=None):
@@ -82,18 +99,6 @@ class Daemon:
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
-    def log_text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def events(self):
-        out = []
-        for line in self.log_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
 
     def wait_event(self, name, timeout=5, after=0):
         deadline = time.time() + timeout

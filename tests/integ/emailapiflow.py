@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import rawhttp as rh
 import secrets_scan
 from authflow import Api, write_users
-from conftest import LENIENT_LIMITS, LOGDIR, binary
+from conftest import LENIENT_LIMITS, LOGDIR, JsonLog, binary
 
 ISSUER = "https://auth.test"
 AUDIENCE = "email-api"
@@ -108,7 +108,7 @@ guard = {
 """ % body
 
 
-class EmailApi:
+class EmailApi(JsonLog):
     """One examples/emailapi process with its config, database and log."""
 
     def __init__(self, workdir, config_text, name="emailapi"):
@@ -142,18 +142,6 @@ class EmailApi:
             time.sleep(0.02)
         raise RuntimeError("emailapi did not start:\n" + self.log_text())
 
-    def log_text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def events(self):
-        out = []
-        for line in self.log_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
 
     def guard_messages(self):
         return [e.get("message", "") for e in self.events()
