@@ -40,8 +40,11 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CPPFLAGS  += -Isrc -Iinclude -DEA_VERSION='"$(VERSION)"'
+# -fvisibility=hidden everywhere: a program's own function exported under
+# the name of a library's (audit_open: libaudit, called by libpam) would
+# take that library's calls (docs/pitfalls.md).
 CFLAGS    += -std=c11 -D_DEFAULT_SOURCE -pthread $(OPT) $(WARN) $(HARDEN) \
-             $(PKG_CFLAGS) -MMD -MP
+             -fvisibility=hidden $(PKG_CFLAGS) -MMD -MP
 LDFLAGS   += -pie -pthread -Wl,-z,relro,-z,now,-z,noexecstack $(SANLD)
 LDLIBS    += $(PKG_LIBS)
 

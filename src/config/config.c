@@ -100,6 +100,10 @@ static const struct key keys[] = {
     STR("log.level", log.level, "info", 0),
     BOOL("log.access", log.access, 1),
 
+    GROUP("audit"),
+    STR("audit.file", audit.file, NULL, 0),
+    BOOL("audit.syslog", audit.syslog, 0),
+
     GROUP("limits"),
     INT("limits.max_keys", limits.max_keys, 1000, 10000000, 100000),
     GROUP("limits.auth"),
@@ -547,6 +551,11 @@ validate(struct loader *ld)
 	if (log_level_parse(c->log.level, &lvl) == -1) {
 		fail(ld, line_of(ld, "log.level"),
 		    "'log.level' must be debug, info, warn or error");
+		return -1;
+	}
+	if (c->audit.file != NULL && c->audit.file[0] != '/') {
+		fail(ld, line_of(ld, "audit.file"),
+		    "'audit.file' must be an absolute path");
 		return -1;
 	}
 	if ((strncmp(c->issuer, "https://", 8) != 0 &&

@@ -70,6 +70,11 @@ struct cfg {
 	} limits;
 
 	struct {
+		char *file; /* the hash-chained audit trail, or NULL */
+		int syslog; /* also to syslog, LOG_AUTHPRIV */
+	} audit;
+
+	struct {
 		long long threads; /* blocking sign-in work */
 		long long queue;   /* jobs waiting; beyond: 503 */
 	} workers;

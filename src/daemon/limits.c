@@ -8,6 +8,7 @@
 
 #include "authn/authn.h"
 #include "daemon/limits.h"
+#include "log/audit.h"
 #include "log/log.h"
 #include "ratelimit/ratelimit.h"
 #include "ratelimit/regulate.h"
@@ -111,7 +112,7 @@ limits_admit(struct http_req *r, void *cls, enum MHD_Result *ret)
 		rates[g], r->client_ip, strlen(r->client_ip), 1, mono(), &info))
 		return 0;
 	atomic_fetch_add_explicit(&throttled_rate[g], 1, memory_order_relaxed);
-	log_event(LOG_WARN, "throttled", LS("request_id", r->id),
+	trail_event(LOG_WARN, "throttled", LS("request_id", r->id),
 	    LS("client", r->client_ip), LS("limit", group_names[g]),
 	    LD("retry_after", info.retry_after), LOG_END);
 	snprintf(retry, sizeof(retry), "%lld", seconds_up(info.retry_after));
@@ -144,10 +145,10 @@ limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
 		return 0;
 	atomic_fetch_add_explicit(
 	    &throttled_login[why], 1, memory_order_relaxed);
-	log_event(LOG_WARN, "login", LS("request_id", r->id), LS("user", user),
-	    LS("client", r->client_ip), LS("outcome", "failure"),
-	    LS("reason", "throttled"), LS("limit", rg_key_name(why)),
-	    LD("retry_after", wait), LOG_END);
+	trail_event(LOG_WARN, "login", LS("request_id", r->id),
+	    LS("user", user), LS("client", r->client_ip),
+	    LS("outcome", "failure"), LS("reason", "throttled"),
+	    LS("limit", rg_key_name(why)), LD("retry_after", wait), LOG_END);
 	snprintf(retry, sizeof(retry), "%lld", seconds_up(wait));
 	/* The same answer whether the user exists or not. */
 	*ret = http_problem(r, 429, "too many failed sign-ins; retry later",

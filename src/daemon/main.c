@@ -19,6 +19,7 @@
 #include "daemon/daemon.h"
 #include "http/server.h"
 #include "session/session.h"
+#include "log/audit.h"
 #include "log/log.h"
 #include "util/sec.h"
 
@@ -198,9 +199,28 @@ daemon_reload(void)
 		    LS("message", "kept the running configuration"), LOG_END);
 		return -1;
 	}
+	n = nrt->cfg;
+	/* Reopened on every reload, so logrotate can move the file away. */
+	if (trail_open(n->audit.file, n->audit.syslog, "emailauthd", err,
+		sizeof(err)) == -1) {
+		pthread_mutex_unlock(&reload_lock);
+		rt_release(nrt);
+		log_event(LOG_ERROR, "reload_failed", LS("error", err),
+		    LS("message", "kept the running configuration"), LOG_END);
+		return -1;
+	}
 	ort = rt_acquire();
 	old = ort != NULL ? ort->cfg : NULL;
-	n = nrt->cfg;
+	if (ort != NULL) {
+		const char *ok = tok_key_kid(
+			       tok_keyset_get(ort->keys, TOK_CURRENT)),
+			   *nk = tok_key_kid(
+			       tok_keyset_get(nrt->keys, TOK_CURRENT));
+
+		if (ok != NULL && nk != NULL && strcmp(ok, nk) != 0)
+			trail_event(LOG_INFO, "signing_key_changed",
+			    LS("old_kid", ok), LS("kid", nk), LOG_END);
+	}
 	if (old != NULL &&
 	    (strcmp(old->listen.address, n->listen.address) != 0 ||
 		old->listen.port != n->listen.port ||
@@ -225,7 +245,7 @@ daemon_reload(void)
 	apply_log_settings(n);
 	warn_insecure(n);
 	rt_swap(nrt);
-	log_event(LOG_INFO, "reloaded", LS("config", path), LOG_END);
+	trail_event(LOG_INFO, "reloaded", LS("config", path), LOG_END);
 	pthread_mutex_unlock(&reload_lock);
 	return 0;
 }
@@ -320,6 +340,9 @@ main(int argc, char **argv)
 	c = rt->cfg;
 	apply_log_settings(c);
 	warn_insecure(c);
+	if (trail_open(c->audit.file, c->audit.syslog, "emailauthd", err,
+		sizeof(err)) == -1)
+		goto fail;
 	if (c->listen.tls_cert != NULL &&
 	    ((cert = read_pem(c->listen.tls_cert, 0, err, sizeof(err))) ==
 		    NULL ||
@@ -374,7 +397,7 @@ main(int argc, char **argv)
 		rt = NULL;
 		goto fail;
 	}
-	log_event(LOG_INFO, "started", LS("version", EA_VERSION),
+	trail_event(LOG_INFO, "started", LS("version", EA_VERSION),
 	    LS("config", path), LS("address", c->listen.address),
 	    LI("port", http_server_port(daemon_http)),
 	    LS("tls", cert != NULL ? "on" : "off"),
@@ -408,7 +431,8 @@ main(int argc, char **argv)
 	limits_free();
 	free(cert);
 	rt_swap(NULL);
-	log_event(LOG_INFO, "stopped", LOG_END);
+	trail_event(LOG_INFO, "stopped", LOG_END);
+	trail_close();
 	return 0;
 fail:
 	log_event(LOG_ERROR, "start_failed", LS("error", err), LOG_END);

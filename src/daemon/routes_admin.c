@@ -23,6 +23,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
+#include "log/audit.h"
 #include "log/log.h"
 #include "policy/policy.h"
 #include "util/file.h"
@@ -85,7 +86,7 @@ admin_of(struct http_req *r, const char *perm, enum MHD_Result *ret)
 		return NULL;
 	}
 	if (!pol_scope_permits(p->scope, perm)) {
-		log_event(LOG_WARN, "admin_denied", LS("request_id", r->id),
+		trail_event(LOG_WARN, "admin_denied", LS("request_id", r->id),
 		    LS("actor", p->sub), LS("needs", perm), LOG_END);
 		gv_release(p);
 		*ret = http_problem(r, 403,
@@ -296,7 +297,7 @@ roles_change_work(void *arg)
 	bs = json_dumps(json_object_get(before, a->role), JSON_COMPACT);
 	as = a->role_body != NULL ? json_dumps(a->role_body, JSON_COMPACT)
 				  : NULL;
-	log_event(LOG_INFO, "admin_change", LS("request_id", j->request_id),
+	trail_event(LOG_INFO, "admin_change", LS("request_id", j->request_id),
 	    LS("actor", a->actor), LS("client", j->client),
 	    LS("action", a->role_body != NULL ? "put_role" : "delete_role"),
 	    LS("role", a->role), LS("before", bs != NULL ? bs : "null"),
@@ -516,7 +517,7 @@ revoke_work(void *arg)
 		    "{s:s, s:i}", "user", j->user, "revoked", (int)count);
 	}
 	if (sr == SESS_OK)
-		log_event(LOG_INFO, "admin_change",
+		trail_event(LOG_INFO, "admin_change",
 		    LS("request_id", j->request_id), LS("actor", a->actor),
 		    LS("client", j->client),
 		    LS("action",

@@ -18,6 +18,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/jobs.h"
+#include "log/audit.h"
 #include "log/log.h"
 #include "util/b64.h"
 #include "util/sec.h"
@@ -105,7 +106,7 @@ static void
 audit(const struct job *j, const char *event, const char *outcome,
     const char *reason, const char *backend, const char *sid)
 {
-	log_event(outcome[0] == 's' ? LOG_INFO : LOG_WARN, event,
+	trail_event(outcome[0] == 's' ? LOG_INFO : LOG_WARN, event,
 	    LS("request_id", j->request_id), LS("user", j->user),
 	    LS("client", j->client), LS("outcome", outcome),
 	    LS("reason", reason), LS("backend", backend), LS("sid", sid),
@@ -220,7 +221,7 @@ route_login(struct http_req *r)
 	    !authn_password_ok(
 		json_string_value(pass), json_string_length(pass))) {
 		job_wipe_json_string(pass);
-		log_event(LOG_WARN, "login", LS("request_id", r->id),
+		trail_event(LOG_WARN, "login", LS("request_id", r->id),
 		    LS("client", r->client_ip), LS("outcome", "failure"),
 		    LS("reason", "invalid_input"), LOG_END);
 		return http_problem(r, 401, BAD_CREDENTIALS,

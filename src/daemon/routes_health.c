@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "log/audit.h"
 
 enum MHD_Result
 route_healthz(struct http_req *r)
@@ -74,6 +75,12 @@ route_metrics(struct http_req *r)
 		}
 	}
 	limits_metrics(f);
+	fprintf(f,
+	    "# HELP emailauth_audit_write_errors_total Audit lines that "
+	    "could not be appended.\n"
+	    "# TYPE emailauth_audit_write_errors_total counter\n"
+	    "emailauth_audit_write_errors_total %llu\n",
+	    trail_errors());
 	if (fclose(f) != 0) {
 		free(text);
 		return http_problem(r, 500, NULL, NULL);

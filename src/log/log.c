@@ -102,14 +102,15 @@ log_json_escape(char *buf, size_t cap, const char *s, size_t maxin)
 }
 
 /*
- * Appends ,"key":value to line when the whole field fits (with room for
- * the closing brace and newline); a field that does not fit is dropped.
+ * Appends ,"key":value to line when the whole field fits in cap (with room
+ * for the closing brace and newline); a field that does not fit is
+ * dropped. String values longer than vmax bytes are cut.
  */
 static size_t
-put_field(
-    char *line, size_t o, const char *key, const char *str, const char *num)
+put_field(char *line, size_t o, size_t cap, size_t vmax, const char *key,
+    const char *str, const char *num)
 {
-	char f[LINE_MAX_BYTES];
+	char f[LOG_LINE_MAX];
 	size_t n = 0;
 
 	f[n++] = ',';
@@ -119,8 +120,7 @@ put_field(
 	f[n++] = ':';
 	if (str != NULL) {
 		f[n++] = '"';
-		n += log_json_escape(
-		    f + n, sizeof(f) - n - 1, str, VALUE_MAX_BYTES);
+		n += log_json_escape(f + n, sizeof(f) - n - 1, str, vmax);
 		f[n++] = '"';
 	} else {
 		size_t m = strlen(num);
@@ -128,28 +128,27 @@ put_field(
 		memcpy(f + n, num, m);
 		n += m;
 	}
-	if (o + n + 2 > LINE_MAX_BYTES)
+	if (o + n + 2 > cap)
 		return o;
 	memcpy(line + o, f, n);
 	return o + n;
 }
 
-void
-log_event(enum log_level lvl, const char *event, ...)
+size_t
+log_vformat(char *line, size_t cap, size_t vmax, enum log_level lvl,
+    const char *event, va_list ap)
 {
-	char line[LINE_MAX_BYTES], num[64];
+	char num[64];
 	struct timespec ts;
 	struct tm tm;
-	va_list ap;
-	size_t o = 0, w;
-	ssize_t n;
-	int tag, saved_errno = errno;
+	size_t o;
+	int tag;
 
-	if (!log_enabled(lvl))
-		return;
+	if (cap > LOG_LINE_MAX)
+		cap = LOG_LINE_MAX;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	o = (size_t)snprintf(line, sizeof(line),
+	o = (size_t)snprintf(line, cap,
 	    "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
 	    "\"event\":",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
@@ -157,7 +156,6 @@ log_event(enum log_level lvl, const char *event, ...)
 	line[o++] = '"';
 	o += log_json_escape(line + o, 130, event, 128);
 	line[o++] = '"';
-	va_start(ap, event);
 	while ((tag = va_arg(ap, int)) != LOG_END) {
 		const char *key = va_arg(ap, const char *);
 
@@ -165,27 +163,59 @@ log_event(enum log_level lvl, const char *event, ...)
 			const char *v = va_arg(ap, const char *);
 
 			if (v != NULL)
-				o = put_field(line, o, key, v, NULL);
+				o = put_field(line, o, cap, vmax, key, v, NULL);
 		} else if (tag == LOG_F_INT) {
 			snprintf(
 			    num, sizeof(num), "%lld", va_arg(ap, long long));
-			o = put_field(line, o, key, NULL, num);
+			o = put_field(line, o, cap, vmax, key, NULL, num);
 		} else if (tag == LOG_F_DBL) {
 			snprintf(num, sizeof(num), "%.6f", va_arg(ap, double));
-			o = put_field(line, o, key, NULL, num);
+			o = put_field(line, o, cap, vmax, key, NULL, num);
 		} else
 			break;
 	}
-	va_end(ap);
-	line[o++] = '}';
-	line[o++] = '\n';
-	for (w = 0; w < o;) {
-		n = write(STDERR_FILENO, line + w, o - w);
+	return o;
+}
+
+int
+log_write_all(int fd, const char *buf, size_t len)
+{
+	size_t w;
+	ssize_t n;
+
+	for (w = 0; w < len;) {
+		n = write(fd, buf + w, len - w);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			break;
+			return -1;
 		w += (size_t)n;
 	}
+	return 0;
+}
+
+void
+log_vevent(enum log_level lvl, const char *event, va_list ap)
+{
+	char line[LINE_MAX_BYTES];
+	size_t o;
+	int saved_errno = errno;
+
+	if (!log_enabled(lvl))
+		return;
+	o = log_vformat(line, sizeof(line), VALUE_MAX_BYTES, lvl, event, ap);
+	line[o++] = '}';
+	line[o++] = '\n';
+	(void)log_write_all(STDERR_FILENO, line, o);
 	errno = saved_errno;
+}
+
+void
+log_event(enum log_level lvl, const char *event, ...)
+{
+	va_list ap;
+
+	va_start(ap, event);
+	log_vevent(lvl, event, ap);
+	va_end(ap);
 }

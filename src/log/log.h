@@ -6,6 +6,12 @@
 #ifndef EA_LOG_LOG_H
 #define EA_LOG_LOG_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
+/* The longest line log_vformat() builds. */
+#define LOG_LINE_MAX 16384
+
 enum log_level {
 	LOG_DEBUG,
 	LOG_INFO,
@@ -40,6 +46,22 @@ int log_level_parse(const char *s, enum log_level *r);
  * long ones truncated. Thread-safe; never fails visibly.
  */
 void log_event(enum log_level lvl, const char *event, ...);
+
+/* log_event() with a va_list. */
+void log_vevent(enum log_level lvl, const char *event, va_list ap);
+
+/*
+ * Formats {"ts":...,"level":...,"event":event and the fields of ap into
+ * line (at most cap, itself at most LOG_LINE_MAX, bytes), without the
+ * closing brace; string values are cut at vmax bytes and a field that
+ * does not fit (leaving 2 bytes spare) is dropped. Returns the length;
+ * not NUL-terminated.
+ */
+size_t log_vformat(char *line, size_t cap, size_t vmax, enum log_level lvl,
+    const char *event, va_list ap);
+
+/* Writes all of buf to fd (retrying on EINTR). 0 or -1. */
+int log_write_all(int fd, const char *buf, size_t len);
 
 /* Appends s to the JSON string being built in buf (without quotes). */
 size_t log_json_escape(char *buf, size_t cap, const char *s, size_t maxin);

@@ -236,3 +236,13 @@ sess_ping(struct sess_store *s)
 {
 	return s == NULL ? -1 : s->ops->ping(s);
 }
+
+enum sess_result
+sess_revoked_since(struct sess_store *s, long long since, size_t max,
+    struct sess_revocation **v_r, size_t *n_r)
+{
+	if (s == NULL || s->ops->revoked_since == NULL || v_r == NULL ||
+	    n_r == NULL)
+		return SESS_ERROR;
+	return s->ops->revoked_since(s, since, max, v_r, n_r);
+}

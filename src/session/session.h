@@ -38,6 +38,13 @@ struct sess_info {
 	char client[46];   /* address at sign-in */
 };
 
+/* A revoked session, for the revocation feed. */
+struct sess_revocation {
+	char sid[SESS_ID_SIZE];
+	long long revoked_at; /* Unix seconds */
+	long long expires;    /* the session's absolute end */
+};
+
 struct sess_store;
 
 struct sess_store_ops {
@@ -64,6 +71,8 @@ struct sess_store_ops {
 	    long long now, long long idle, struct sess_info **v_r, size_t *n_r);
 	int (*purge)(struct sess_store *s, long long now, long long idle);
 	int (*ping)(struct sess_store *s);
+	enum sess_result (*revoked_since)(struct sess_store *s, long long since,
+	    size_t max, struct sess_revocation **v_r, size_t *n_r);
 };
 
 struct sess_store {
@@ -119,5 +128,14 @@ enum sess_result sess_list_user(struct sess_store *s, const char *sub,
     long long now, long long idle, struct sess_info **v_r, size_t *n_r);
 int sess_purge(struct sess_store *s, long long now, long long idle);
 int sess_ping(struct sess_store *s);
+
+/*
+ * sess_revoked_since: sessions whose revoked_at >= since, oldest
+ * revocation first, at most max of them; *v_r is a new array the caller
+ * frees with free() (NULL when *n_r is 0). SESS_ERROR when the store
+ * fails or does not keep revocations.
+ */
+enum sess_result sess_revoked_since(struct sess_store *s, long long since,
+    size_t max, struct sess_revocation **v_r, size_t *n_r);
 
 #endif

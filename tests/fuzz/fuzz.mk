@@ -18,7 +18,7 @@ FUZZ_WERROR   ?= 1
 # Extra libFuzzer flags for fuzz-smoke (e.g. FUZZ_RUN_FLAGS=-jobs=2).
 FUZZ_RUN_FLAGS ?=
 
-FUZZ_TARGETS := json_body bearer jws jwks config roles b64 username
+FUZZ_TARGETS := json_body bearer jws jwks config roles b64 username audit
 
 # The project code the targets call, built once with the sanitizers into
 # one archive: each target takes only the objects it needs from it.

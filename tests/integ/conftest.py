@@ -7,6 +7,7 @@ registered with `secrets.register()`.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -71,6 +72,11 @@ class Daemon(JsonLog):
         self.write_config(config_text)
 
     def write_config(self, text):
+        # Every daemon keeps an audit trail next to its log, unless the
+        # test sets its own; pytest_sessionfinish verifies every chain.
+        if not re.search(r"^\s*audit\s*=", text, re.M):
+            text += 'audit = { file = "%s"; };\n' % (self.log[:-4] +
+                                                     ".audit")
         tmp = self.conf + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
@@ -231,12 +237,31 @@ def pytest_sessionstart(session):
             os.unlink(os.path.join(LOGDIR, name))
 
 
+def verify_audit_trails():
+    """Runs emailauthctl audit verify on every daemon's audit file."""
+    if not os.path.isdir(LOGDIR):
+        return ""
+    files = sorted(os.path.join(LOGDIR, n) for n in os.listdir(LOGDIR)
+                   if n.endswith(".audit"))
+    out = []
+    for f in files:
+        p = subprocess.run([binary("emailauthctl"), "audit", "verify", f],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            out.append(p.stderr.strip())
+    return "\n".join(out)
+
+
 def pytest_sessionfinish(session, exitstatus):
     bad = secrets_scan.sanitizer_reports([LOGDIR])
     if bad:
         sys.stderr.write("\nSANITIZER REPORTS in the servers' logs:\n")
         for h in bad:
             sys.stderr.write("  %s\n" % h)
+        session.exitstatus = 1
+    broken = verify_audit_trails()
+    if broken:
+        sys.stderr.write("\nAUDIT TRAIL broken:\n%s\n" % broken)
         session.exitstatus = 1
     hits = secrets_scan.scan([LOGDIR])
     if hits:

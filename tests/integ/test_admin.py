@@ -162,3 +162,107 @@ def test_sessions_list_and_revoke(adm):
                 alice)[2]["sessions"] == []
     assert call(adm, "DELETE", "/v1/admin/sessions/" + sid,
                 alice)[0] in (204, 404)
+
+
+# emailauthctl against the running daemon, with the admin's token in
+# EMAILAUTH_TOKEN (never on the command line).
+
+def ctl(d, tok, *args, token_file=None):
+    env = dict(os.environ)
+    env.pop("EMAILAUTH_TOKEN", None)
+    if tok is not None:
+        env["EMAILAUTH_TOKEN"] = tok
+    env["EMAILAUTH_URL"] = "http://127.0.0.1:%d" % d.port
+    extra = ["--token-file", token_file] if token_file else []
+    return subprocess.run([binary("emailauthctl"), "-c", d.conf] + extra +
+                          list(args), capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_ctl_maps_a_group_and_explains(adm):
+    alice = token(adm, "alice")["access_token"]
+    assert adm.api.login("nina", USERS["nina"][0])[0] == 403
+    p = ctl(adm, alice, "roles", "map", "reviewers", "analyst")
+    assert p.returncode == 0, p.stderr
+    assert "mapped 'reviewers' to 'analyst'" in p.stdout
+    # Mapping again changes nothing and says so.
+    p = ctl(adm, alice, "roles", "map", "Reviewers", "analyst")
+    assert p.returncode == 0 and "already" in p.stdout
+    st, _, doc = adm.api.login("nina", USERS["nina"][0])
+    remember_tokens(doc)
+    assert st == 200 and doc["roles"] == ["analyst"]
+    p = ctl(adm, alice, "roles", "explain", "nina", "--json")
+    assert p.returncode == 0, p.stderr
+    ex = json.loads(p.stdout)
+    assert ex["roles"] == ["analyst"]
+    assert {"role": "analyst", "group": "reviewers",
+            "entry": "reviewers"} in ex["matches"]
+    p = ctl(adm, alice, "roles", "explain", "nina")
+    assert "because" in p.stdout and "analyst" in p.stdout
+    p = ctl(adm, alice, "--json", "roles", "list")
+    assert "reviewers" in json.loads(p.stdout)["analyst"]["groups"]
+    p = ctl(adm, alice, "roles", "unmap", "reviewers", "analyst")
+    assert p.returncode == 0, p.stderr
+    assert adm.api.login("nina", USERS["nina"][0])[0] == 403
+    assert ctl(adm, alice, "roles", "unmap", "reviewers",
+               "analyst").returncode == 1
+    assert ctl(adm, alice, "roles", "map", "x", "nosuchrole").returncode == 1
+    # The audit trail has each change, with who did it.
+    changes = [e for e in adm.events() if e.get("event") == "admin_change"]
+    assert [e["actor"] for e in changes[-2:]] == ["alice", "alice"]
+
+
+def test_ctl_exit_codes(adm, tmp_path):
+    alice = token(adm, "alice")["access_token"]
+    bob = token(adm, "bob")["access_token"]
+    # The last mapping granting admin:roles: 5 (conflict).
+    p = ctl(adm, alice, "roles", "unmap", "mail-admins", "admin")
+    assert p.returncode == 5, p.stderr
+    assert "409" in p.stderr
+    # An analyst's token: 4 (not allowed).
+    assert ctl(adm, bob, "roles", "explain", "nina").returncode == 4
+    assert ctl(adm, bob, "sessions", "list", "bob").returncode == 4
+    assert ctl(adm, "not-a-token", "roles", "explain", "x").returncode == 4
+    # No token: 1 with a clear message.
+    p = ctl(adm, None, "roles", "explain", "nina")
+    assert p.returncode == 1 and "EMAILAUTH_TOKEN" in p.stderr
+    # A token file works like the variable.
+    tf = tmp_path / "token"
+    tf.write_text(alice + "\n")
+    os.chmod(tf, 0o600)
+    p = ctl(adm, None, "roles", "explain", "nina", token_file=str(tf))
+    assert p.returncode == 0, p.stderr
+    # Bad usage: 2, and --help on every command: 0.
+    assert ctl(adm, alice, "roles", "map", "onlyone").returncode == 2
+    assert ctl(adm, alice, "sessions", "kill", "x").returncode == 2
+    for cmd in ("passwd", "keys", "roles", "sessions", "token", "audit",
+                "check-config"):
+        p = ctl(adm, None, cmd, "--help")
+        assert p.returncode == 0 and cmd in p.stdout, cmd
+    # The daemon down: 3.
+    adm.stop()
+    assert ctl(adm, alice, "roles", "explain", "nina").returncode == 3
+
+
+def test_ctl_sessions_list_and_revoke(adm):
+    alice = token(adm, "alice")["access_token"]
+    b1, b2 = token(adm, "bob"), token(adm, "bob")
+    p = ctl(adm, alice, "sessions", "list", "bob", "--json")
+    assert p.returncode == 0, p.stderr
+    sessions = json.loads(p.stdout)["sessions"]
+    assert len(sessions) == 2
+    p = ctl(adm, alice, "sessions", "list", "bob")
+    assert all(s["sid"] in p.stdout for s in sessions)
+    # Revoking one stops its refresh token at once.
+    p = ctl(adm, alice, "sessions", "revoke", sessions[0]["sid"])
+    assert p.returncode == 0, p.stderr
+    refreshed = [adm.api.refresh(b["refresh_token"]) for b in (b1, b2)]
+    assert sorted(r[0] for r in refreshed) == [200, 401]
+    for r in refreshed:
+        if r[0] == 200:
+            remember_tokens(r[2])
+    p = ctl(adm, alice, "sessions", "revoke", "--user", "bob", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["revoked"] == 1
+    # An unknown session: 1 (not found).
+    assert ctl(adm, alice, "sessions", "revoke",
+               "A" * 22).returncode == 1

@@ -192,6 +192,18 @@ def test_binary_is_hardened(name, check):
     assert problems == [], "%s: %s" % (name, "; ".join(problems))
 
 
+@pytest.mark.parametrize("name", EXECUTABLES)
+def test_executables_export_no_functions(name):
+    """A function a program exports takes the calls of any library
+    function of the same name: our audit_open once caught libpam's calls
+    to libaudit's audit_open, and every PAM sign-in failed."""
+    out = subprocess.run(["nm", "-D", "--defined-only", binary(name)],
+                         capture_output=True, text=True, check=True).stdout
+    funcs = [ln.split()[-1] for ln in out.splitlines()
+             if ln.split()[1:2] in (["T"], ["W"])]
+    assert funcs == [], funcs
+
+
 # The checkers themselves, on a tiny program built with and without the
 # protections: each one must pass the good build and report the bad one.
 
