@@ -3,7 +3,9 @@
 #   make              build into build/
 #   make check        install missing Debian packages, build, run every test
 #   make asan         the same under ASan+UBSan, in build-asan/
+#   make valgrind     the integration suites under valgrind, in build-valgrind/
 #   make demo         start a throwaway directory, the daemon and the email API
+#   make bench        benchmarks against their baselines (docs/performance.md)
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make format-check clang-format 14 over src/, include/, tests/, examples/
 #   make WERROR=0     for packagers: warnings stay warnings
@@ -17,7 +19,7 @@ SAN       ?= 0
 NODEPS    ?= 0
 PYTHON    := /usr/bin/python3
 
-PKGS      := libmicrohttpd libconfig jansson libcrypto sqlite3 libxcrypt ldap lber libcurl pam
+PKGS      := libmicrohttpd libconfig jansson libcrypto sqlite3 libxcrypt ldap lber libcurl pam hiredis
 CC        ?= gcc
 
 WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
@@ -63,7 +65,7 @@ DAEMON_OBJ:= $(call obj,$(DAEMON_SRC))
 CTL_OBJ   := $(call obj,$(CTL_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 HELPER_BIN:= $(B)/tests/echo_server $(B)/tests/jwt_interop
-BENCH_BIN := $(B)/bench/token_bench
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 # libemailauth: the guard and what it needs, compiled a second time as
 # position-independent code with every symbol hidden but the ea_* API.
@@ -87,7 +89,7 @@ else
 Q := @
 endif
 
-.PHONY: all check unit integ asan demo install format format-check clean deps bench
+.PHONY: all check unit integ asan valgrind demo install format format-check clean deps bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -200,11 +202,23 @@ integ: all $(HELPER_BIN)
 	    cd tests/attack && EMAILAUTH_BUILD=$(abspath $(B)) EMAILAUTH_SAN=$(SAN) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) . ; fi
 
+# make bench (docs/performance.md): every benchmark against its baseline,
+# on loopback; installs wrk and nginx-light when missing. BENCH_ARGS=--quick
+# for a short run.
 bench: all $(BENCH_BIN)
-	@set -e; for b in $(BENCH_BIN); do $$b; done
+ifeq ($(NODEPS),0)
+	@scripts/install-deps --bench
+endif
+	$(PYTHON) bench/run.py --build $(abspath $(B)) $(BENCH_ARGS)
 
 asan:
 	@$(MAKE) --no-print-directory B=build-asan SAN=1 check
+
+# The integration and attack suites with every program they start under
+# valgrind memcheck, in build-valgrind/ (docs/testing.md).
+valgrind:
+	@EMAILAUTH_VALGRIND=1 $(MAKE) --no-print-directory B=build-valgrind SAN=0 \
+	    deps integ
 
 demo: deps all
 	@scripts/demo $(abspath $(B))

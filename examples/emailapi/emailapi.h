@@ -78,6 +78,7 @@ enum store_result store_delete(struct store *st, long long id);
 struct api {
 	struct ea_guard *guard;
 	struct store *store;
+	int no_guard; /* --no-guard (benchmarks only): no route checked */
 };
 
 /* Per-request state: *con_cls, freed by api_completed(). */

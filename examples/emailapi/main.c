@@ -2,7 +2,10 @@
  * emailapi: arguments, configuration, signals, start and stop. The
  * routes live in routes.c, the database in store.c.
  *
- *   emailapi [-c FILE] [--version]
+ *   emailapi [-c FILE] [--version] [--no-guard]
+ *
+ * --no-guard answers every route without any check: only for the
+ * benchmark that measures what the guard costs (bench/run.py).
  *
  * The configuration (libconfig syntax) has three settings:
  *
@@ -46,9 +49,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: emailapi [-c FILE] [--version]\n"
-	    "  -c FILE    configuration file (default %s)\n"
-	    "  --version  print the version and exit\n",
+	    "usage: emailapi [-c FILE] [--version] [--no-guard]\n"
+	    "  -c FILE     configuration file (default %s)\n"
+	    "  --version   print the version and exit\n"
+	    "  --no-guard  no token checked on any route (benchmarks only)\n",
 	    DEFAULT_CONFIG);
 }
 
@@ -295,6 +299,8 @@ main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			path = argv[++i];
+		} else if (strcmp(argv[i], "--no-guard") == 0) {
+			a.no_guard = 1;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("emailapi %s (libemailauth %s)\n", VERSION,
 			    EA_GUARD_VERSION);
@@ -343,6 +349,9 @@ main(int argc, char **argv)
 		    "cannot read the bound port", NULL);
 		goto out;
 	}
+	if (a.no_guard)
+		log_event("warn", "guard_off", "message",
+		    "--no-guard: every route answers without a token", NULL);
 	log_started(info->port);
 	wait_for_stop(&set);
 	log_event("info", "stopping", NULL);

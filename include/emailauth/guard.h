@@ -115,6 +115,21 @@ struct ea_guard_config {
 
 	ea_log_fn log; /* NULL: silent */
 	void *log_cls;
+
+	/*
+	 * The revocation feed: emailauthd's GET /v1/revocations URL
+	 * (NULL: off). A thread polls it every revocations_interval
+	 * seconds (0: 2), with jwks_ca_file and jwks_timeout, and keeps
+	 * the revoked sessions until their tokens have expired; a token of
+	 * a revoked session, or without a sid, gets 401 like an invalid
+	 * one. When no poll has succeeded for revocations_max_stale
+	 * seconds (0: 10 x the interval; it must exceed the interval),
+	 * or none yet, every token gets 503: the guard fails closed. The
+	 * first poll happens in ea_guard_new().
+	 */
+	const char *revocations_url;
+	unsigned int revocations_interval;
+	unsigned int revocations_max_stale;
 };
 
 /*
@@ -131,7 +146,9 @@ EA_API int ea_guard_new(const struct ea_guard_config *config,
  * Creates a guard from a group of a libconfig file (issuer, audience,
  * jwks_file or jwks_url, jwks_ca_file, leeway, cors_origins,
  * trusted_proxies, hsts, rate_per_ip, burst_per_ip, rate_per_subject,
- * burst_per_subject, cache_entries; see docs/guard.md). group is a path
+ * burst_per_subject, cache_entries, revocations_url,
+ * revocations_interval, revocations_max_stale; see docs/guard.md).
+ * group is a path
  * such as "guard". Unknown settings are errors. log may be NULL.
  */
 EA_API int ea_guard_new_from_file(const char *path, const char *group,
@@ -148,7 +165,8 @@ EA_API void ea_guard_free(struct ea_guard *guard);
  * and the permission
  * (NULL: any valid token will do). Returns the principal (the caller
  * frees it with ea_principal_free()), or NULL after queueing the denial
- * (401, 403, 429, or 503 when no keys are loaded); then *ret_r holds
+ * (401, 403, 429, or 503 when no keys are loaded or the revocation feed
+ * is stale); then *ret_r holds
  * MHD_queue_response()'s result, which the access handler returns.
  */
 EA_API struct ea_principal *ea_guard_check(struct ea_guard *guard,

@@ -90,6 +90,7 @@ static const struct key keys[] = {
     INT("listen.threads", listen.threads, 0, 256, 0),
     BOOL("listen.behind_tls", listen.behind_tls, 0),
     LIST("listen.metrics_allow", listen.metrics_allow_text, 0),
+    LIST("listen.revocations_allow", listen.revocations_allow_text, 0),
 
     GROUP("cors"),
     LIST("cors.origins", cors.origins, 0),
@@ -122,6 +123,12 @@ static const struct key keys[] = {
     INT("limits.login.window", limits.login.window, 60, 86400, 3600),
     INT("limits.login.delay", limits.login.delay, 1, 60, 1),
     INT("limits.login.delay_max", limits.login.delay_max, 1, 86400, 900),
+
+    GROUP("session"),
+    STR("session.backend", session.backend, "sqlite", 0),
+    STR("session.uri", session.uri, "redis://127.0.0.1:6379/0", 0),
+    STR("session.password_file", session.password_file, NULL, F_SECRET),
+    BOOL("session.tls", session.tls, 0),
 
     GROUP("workers"),
     INT("workers.threads", workers.threads, 1, 256, 8),
@@ -363,6 +370,9 @@ group_in_use(struct loader *ld, const struct key *k)
 		return cfg_has_backend(ld->c, "file");
 	if (strncmp(k->path, "pam.", 4) == 0)
 		return cfg_has_backend(ld->c, "pam");
+	if (strncmp(k->path, "session.", 8) == 0)
+		return ld->c->session.backend != NULL &&
+		    strcmp(ld->c->session.backend, "redis") == 0;
 	if (strncmp(k->path, "listen.tls.", 11) == 0)
 		return find_key("listen.tls", &idx) != NULL &&
 		    ld->line[idx] > 0;
@@ -507,6 +517,97 @@ origin_ok(const char *o)
 	return 1;
 }
 
+/*
+ * Parses a redis://host[:port][/db] URI into c->session.host, port, db:
+ * host a name or an address ([v6] in brackets), no user or password (the
+ * password comes from session.password_file), no query. 0 or -1.
+ */
+static int
+parse_redis_uri(struct cfg *c, const char *u)
+{
+	const char *h, *e, *p;
+	char *end;
+	long long port = 6379, db = 0;
+	size_t hl;
+
+	if (strncmp(u, "redis://", 8) != 0)
+		return -1;
+	h = u + 8;
+	if (*h == '[') {
+		if ((e = strchr(h, ']')) == NULL)
+			return -1;
+		h++;
+		hl = (size_t)(e - h);
+		p = e + 1;
+	} else {
+		hl = strcspn(h, ":/");
+		p = h + hl;
+	}
+	if (hl == 0 || hl > 253 || strpbrk(u + 8, "@?# \t") != NULL)
+		return -1;
+	if (*p == ':') {
+		port = strtoll(p + 1, &end, 10);
+		if (end == p + 1 || port < 1 || port > 65535)
+			return -1;
+		p = end;
+	}
+	if (*p == '/' && p[1] != '\0') {
+		db = strtoll(p + 1, &end, 10);
+		if (end == p + 1 || db < 0 || db > 1023)
+			return -1;
+		p = end;
+	} else if (*p == '/')
+		p++;
+	if (*p != '\0' || (c->session.host = strndup(h, hl)) == NULL)
+		return -1;
+	c->session.port = port;
+	c->session.db = db;
+	return 0;
+}
+
+/* The session store settings: the backend, and Redis's when used. */
+static int
+session_ok(struct loader *ld)
+{
+	struct cfg *c = ld->c;
+	static const char *const redis_only[] = {
+	    "session.uri", "session.password_file", "session.tls"};
+	size_t i;
+
+	if (strcmp(c->session.backend, "sqlite") == 0) {
+		/* Redis settings without the Redis store are a mistake that
+		 * would leave each node with its own sessions: refuse. */
+		for (i = 0; i < 3; i++)
+			if (line_of(ld, redis_only[i]) > 0) {
+				fail(ld, line_of(ld, redis_only[i]),
+				    "'%s' needs 'session.backend = \"redis\"'",
+				    redis_only[i]);
+				return -1;
+			}
+		return 0;
+	}
+	if (strcmp(c->session.backend, "redis") != 0) {
+		fail(ld, line_of(ld, "session.backend"),
+		    "'session.backend' must be \"sqlite\" or \"redis\"");
+		return -1;
+	}
+	if (c->session.tls) {
+		fail(ld, line_of(ld, "session.tls"),
+		    "'session.tls': the Redis client library of this system "
+		    "(hiredis 0.14) has no TLS; reach Redis over loopback or a "
+		    "tunnel (docs/cluster.md)");
+		return -1;
+	}
+	if (parse_redis_uri(c, c->session.uri) == -1) {
+		fail(ld, line_of(ld, "session.uri"),
+		    "'session.uri' must be redis://HOST[:PORT][/DB] without a "
+		    "password (use 'session.password_file'; rediss:// is not "
+		    "supported)");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 validate(struct loader *ld)
 {
@@ -538,6 +639,22 @@ validate(struct loader *ld)
 	}
 	if (parse_cidrs(ld, &c->listen.metrics_allow_text,
 		&c->listen.metrics_allow, "listen.metrics_allow") == -1)
+		return -1;
+	if (line_of(ld, "listen.revocations_allow") == 0) {
+		static const char *const def[] = {"127.0.0.0/8", "::1/128"};
+
+		c->listen.revocations_allow_text.v = calloc(2, sizeof(char *));
+		if (c->listen.revocations_allow_text.v == NULL)
+			goto nomem;
+		for (i = 0; i < 2; i++) {
+			c->listen.revocations_allow_text.v[i] = strdup(def[i]);
+			if (c->listen.revocations_allow_text.v[i] == NULL)
+				goto nomem;
+			c->listen.revocations_allow_text.n++;
+		}
+	}
+	if (parse_cidrs(ld, &c->listen.revocations_allow_text,
+		&c->listen.revocations_allow, "listen.revocations_allow") == -1)
 		return -1;
 	for (i = 0; i < c->cors.origins.n; i++) {
 		if (!origin_ok(c->cors.origins.v[i])) {
@@ -612,6 +729,8 @@ validate(struct loader *ld)
 		    "'tokens.access_ttl' must not exceed 'tokens.refresh_ttl'");
 		return -1;
 	}
+	if (session_ok(ld) == -1)
+		return -1;
 	if (cfg_has_backend(c, "ldap")) {
 		for (i = 0; i < c->ldap.uri.n; i++) {
 			const char *u = c->ldap.uri.v[i];
@@ -705,6 +824,8 @@ cfg_free(struct cfg *c)
 	}
 	free(c->listen.trusted_proxies.v);
 	free(c->listen.metrics_allow.v);
+	free(c->session.host);
+	free(c->listen.revocations_allow.v);
 	free(c->path);
 	free(c);
 }

@@ -43,6 +43,9 @@ struct cfg {
 		int behind_tls;    /* send HSTS although we serve HTTP */
 		struct cfg_strlist metrics_allow_text;
 		struct cfg_cidrs metrics_allow;
+		/* GET /v1/revocations without a token (default loopback) */
+		struct cfg_strlist revocations_allow_text;
+		struct cfg_cidrs revocations_allow;
 	} listen;
 
 	struct {
@@ -73,6 +76,15 @@ struct cfg {
 		char *file; /* the hash-chained audit trail, or NULL */
 		int syslog; /* also to syslog, LOG_AUTHPRIV */
 	} audit;
+
+	struct {
+		char *backend;       /* "sqlite" (state_dir) or "redis" */
+		char *uri;           /* redis://host[:port][/db] */
+		char *password_file; /* Redis AUTH password, or NULL */
+		int tls;             /* refused: hiredis 0.14 has no TLS */
+		char *host;          /* parsed from uri */
+		long long port, db;
+	} session;
 
 	struct {
 		long long threads; /* blocking sign-in work */

@@ -60,4 +60,7 @@ enum MHD_Result route_admin_session_delete(struct http_req *r);
 /* routes_verify.c */
 enum MHD_Result route_verify(struct http_req *r);
 
+/* routes_revocations.c */
+enum MHD_Result route_revocations(struct http_req *r);
+
 #endif

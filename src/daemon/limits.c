@@ -7,15 +7,23 @@
 #include <time.h>
 
 #include "authn/authn.h"
+#include "daemon/daemon.h"
 #include "daemon/limits.h"
 #include "log/audit.h"
 #include "log/log.h"
 #include "ratelimit/ratelimit.h"
 #include "ratelimit/regulate.h"
+#include "session/redis.h"
 #include "util/net.h"
 
 static struct rl_table *rates[LIM_NGROUPS];
 static struct rg *regulator;
+/* With the Redis session store, sign-in regulation counts there, shared
+ * by every node; the local tables take over while Redis does not answer. */
+static struct sess_store *shared;
+static struct rg_config shared_rc;
+static atomic_int fallback;         /* 1 while counting locally */
+static atomic_ulong fallback_total; /* times it fell back */
 static size_t max_keys;
 static atomic_ulong throttled_rate[LIM_NGROUPS];
 static atomic_ulong throttled_login[RG_NKEYS];
@@ -83,6 +91,8 @@ limits_init(const struct cfg *c)
 	rc.delay = (double)c->limits.login.delay;
 	rc.delay_max = (double)c->limits.login.delay_max;
 	rc.max_keys = max_keys;
+	shared = sess_is_redis(daemon_store) ? daemon_store : NULL;
+	shared_rc = rc;
 	return (regulator = rg_new(&rc)) == NULL ? -1 : 0;
 }
 
@@ -97,6 +107,7 @@ limits_free(void)
 	}
 	rg_free(regulator);
 	regulator = NULL;
+	shared = NULL;
 }
 
 int
@@ -127,6 +138,44 @@ limits_admit(struct http_req *r, void *cls, enum MHD_Result *ret)
 	return 1;
 }
 
+/* Notes whether the shared counts answered; logs each change once. */
+static void
+set_fallback(int local)
+{
+	if (atomic_exchange(&fallback, local) == local)
+		return;
+	if (local) {
+		atomic_fetch_add(&fallback_total, 1);
+		log_event(LOG_WARN, "limiter_fallback", LS("counting", "local"),
+		    LS("message",
+			"Redis does not answer: sign-in regulation counts on "
+			"this node only"),
+		    LOG_END);
+	} else
+		log_event(LOG_INFO, "limiter_restored",
+		    LS("counting", "shared"), LOG_END);
+}
+
+/*
+ * rg_check() on the shared counts when there are some and Redis answers,
+ * else on the local ones. Runs on an HTTP thread: a Redis call waits at
+ * most the store's timeout, and none is tried for a second after Redis
+ * failed to answer (redis.c), so a Redis outage costs no more.
+ */
+static double
+regulate_check(const char *canon, const char *key, enum rg_key *why)
+{
+	double wait;
+
+	if (shared != NULL) {
+		wait = sess_redis_rg_check(shared, &shared_rc, canon, key, why);
+		set_fallback(wait < 0);
+		if (wait >= 0)
+			return wait;
+	}
+	return rg_check(regulator, canon, key, mono(), why);
+}
+
 int
 limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
 {
@@ -141,7 +190,7 @@ limits_login_check(struct http_req *r, const char *user, enum MHD_Result *ret)
 	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
 		snprintf(canon, sizeof(canon), "%s", user);
 	address_key(r->client_ip, key, sizeof(key));
-	if ((wait = rg_check(regulator, canon, key, mono(), &why)) <= 0)
+	if ((wait = regulate_check(canon, key, &why)) <= 0)
 		return 0;
 	atomic_fetch_add_explicit(
 	    &throttled_login[why], 1, memory_order_relaxed);
@@ -160,14 +209,17 @@ void
 limits_login_result(const char *user, const char *client, int outcome)
 {
 	char canon[AUTHN_CANON_MAX], key[INET6_ADDRSTRLEN];
+	enum rg_outcome o;
 
 	if (rg_canonical_user(user, canon, sizeof(canon)) == -1)
 		snprintf(canon, sizeof(canon), "%s", user);
 	address_key(client, key, sizeof(key));
-	rg_settle(regulator, canon, key,
-	    outcome > 0        ? RG_SUCCEEDED
-		: outcome == 0 ? RG_FAILED
-			       : RG_NEUTRAL);
+	o = outcome > 0 ? RG_SUCCEEDED : outcome == 0 ? RG_FAILED : RG_NEUTRAL;
+	/* Where the attempt was counted, as far as one can tell: a change
+	 * of Redis's state in between may settle it on the other side. */
+	if (shared == NULL || atomic_load(&fallback) ||
+	    sess_redis_rg_settle(shared, &shared_rc, canon, key, o) == -1)
+		rg_settle(regulator, canon, key, o);
 }
 
 void
@@ -198,4 +250,19 @@ limits_metrics(FILE *f)
 		    rg_key_name((enum rg_key)i),
 		    rg_size(regulator, (enum rg_key)i));
 	fprintf(f, "emailauth_limiter_max_keys %zu\n", max_keys);
+	fprintf(f,
+	    "# HELP emailauth_limiter_shared 1 when sign-in regulation "
+	    "counts in Redis, shared by every node.\n"
+	    "# TYPE emailauth_limiter_shared gauge\n"
+	    "emailauth_limiter_shared %d\n"
+	    "# HELP emailauth_limiter_fallback 1 while Redis does not answer "
+	    "and sign-in regulation counts on this node only.\n"
+	    "# TYPE emailauth_limiter_fallback gauge\n"
+	    "emailauth_limiter_fallback %d\n"
+	    "# HELP emailauth_limiter_fallback_total Times sign-in "
+	    "regulation fell back to local counts.\n"
+	    "# TYPE emailauth_limiter_fallback_total counter\n"
+	    "emailauth_limiter_fallback_total %lu\n",
+	    shared != NULL, atomic_load(&fallback),
+	    atomic_load(&fallback_total));
 }

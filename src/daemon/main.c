@@ -18,6 +18,7 @@
 
 #include "daemon/daemon.h"
 #include "http/server.h"
+#include "session/redis.h"
 #include "session/session.h"
 #include "log/audit.h"
 #include "log/log.h"
@@ -43,6 +44,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/logout", HTTP_JSON, LIM_AUTH, route_logout},
     {"GET", "/v1/userinfo", 0, LIM_API, route_userinfo},
     {"GET", "/v1/verify", 0, LIM_API, route_verify},
+    {"GET", "/v1/revocations", 0, LIM_OPS, route_revocations},
     {"GET", "/.well-known/jwks.json", 0, LIM_API, route_jwks},
     {"GET", "/.well-known/openid-configuration", 0, LIM_API, route_discovery},
     {"GET", "/v1/admin/roles", 0, LIM_AUTH, route_admin_roles_get},
@@ -233,13 +235,15 @@ daemon_reload(void)
 		old->listen.timeout != n->listen.timeout ||
 		old->listen.max_header_bytes != n->listen.max_header_bytes ||
 		strcmp(old->state_dir, n->state_dir) != 0 ||
+		strcmp(old->session.backend, n->session.backend) != 0 ||
+		strcmp(old->session.uri, n->session.uri) != 0 ||
 		old->workers.threads != n->workers.threads ||
 		old->workers.queue != n->workers.queue ||
 		memcmp(&old->limits, &n->limits, sizeof(n->limits)) != 0))
 		log_event(LOG_WARN, "reload_partial",
 		    LS("message",
-			"listener, state_dir, workers and limits settings "
-			"change only on restart"),
+			"listener, state_dir, session, workers and limits "
+			"settings change only on restart"),
 		    LOG_END);
 	rt_release(ort);
 	apply_log_settings(n);
@@ -273,6 +277,44 @@ shutdown_gracefully(void)
 	}
 	http_server_stop(daemon_http);
 	daemon_http = NULL;
+}
+
+/*
+ * The session store of c: SQLite in state_dir, or the Redis shared by
+ * several nodes (docs/cluster.md). 0 or -1 with a message in err.
+ */
+static int
+open_store(const struct cfg *c, char *err, size_t errlen)
+{
+	struct sess_redis_options o;
+
+	if (strcmp(c->session.backend, "redis") != 0)
+		return sess_sqlite_open(
+		    c->state_dir, &daemon_store, err, errlen);
+	memset(&o, 0, sizeof(o));
+	o.host = c->session.host;
+	o.port = (int)c->session.port;
+	o.db = (int)c->session.db;
+	o.password_file = c->session.password_file;
+	o.pool = (unsigned int)(c->workers.threads + 8);
+	if (sess_redis_open(&o, &daemon_store, err, errlen) == -1)
+		return -1;
+	if (strcmp(o.host, "127.0.0.1") != 0 && strcmp(o.host, "::1") != 0 &&
+	    strcmp(o.host, "localhost") != 0)
+		log_event(LOG_WARN, "insecure_setting",
+		    LS("setting", "session.uri"),
+		    LS("message",
+			"Redis is reached without TLS: keep it on a private "
+			"network or behind a tunnel (docs/cluster.md)"),
+		    LOG_END);
+	if (sess_ping(daemon_store) == -1)
+		log_event(LOG_WARN, "session_store_unavailable",
+		    LS("store", "redis"),
+		    LS("message",
+			"Redis does not answer; sign-in answers 503 until it "
+			"does"),
+		    LOG_END);
+	return 0;
 }
 
 int
@@ -349,8 +391,7 @@ main(int argc, char **argv)
 		(key = read_pem(c->listen.tls_key, 1, err, sizeof(err))) ==
 		    NULL))
 		goto fail;
-	if (sess_sqlite_open(c->state_dir, &daemon_store, err, sizeof(err)) ==
-	    -1)
+	if (open_store(c, err, sizeof(err)) == -1)
 		goto fail;
 
 	/* Signals go to this thread only, through sigwait(). */

@@ -163,6 +163,17 @@ login_work(void *arg)
 	long long now;
 	size_t i;
 
+	/* A store that cannot keep the session would turn a right password
+	 * alone into a 503, and so tell a guesser it was right: when the
+	 * store does not answer (Redis down), check no password at all. */
+	if (sess_ping(daemon_store) != 0) {
+		sec_wipe(j->secret.p, j->secret.len);
+		limits_login_result(j->user, j->client, -1);
+		job_deny(j, 503, UNAVAILABLE);
+		audit(j, "login", "failure", "session_store", NULL, NULL);
+		http_resume(j->r);
+		return;
+	}
 	for (i = 0; i < rt->n_backends; i++) {
 		res = rt->backends[i].be->authenticate(
 		    rt->backends[i].state, j->user, &j->secret, j->client, &u);

@@ -2,6 +2,7 @@
  * JWKS fetching with libcurl.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 struct body {
 	char *p;
 	size_t len;
+	size_t max;
 	int too_big;
+	const atomic_int *stop;
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -38,7 +41,7 @@ on_data(char *data, size_t size, size_t n, void *arg)
 	struct body *b = arg;
 	size_t len = size * n;
 
-	if (b->len + len > FETCH_MAX) {
+	if (len > b->max - b->len) {
 		b->too_big = 1;
 		return 0; /* aborts the transfer */
 	}
@@ -47,11 +50,23 @@ on_data(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-char *
-fetch_url(const char *url, const char *ca_file, unsigned int timeout,
-    size_t *len_r, char *err, size_t errlen)
+/* Gives the transfer up once the owner asked to stop. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
 {
-	struct body b = {NULL, 0, 0};
+	const struct body *b = arg;
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return b->stop != NULL && atomic_load(b->stop) ? 1 : 0;
+}
+
+char *
+fetch_doc(const char *url, const char *ca_file, unsigned int timeout,
+    size_t max, const char *what, const atomic_int *stop, size_t *len_r,
+    char *err, size_t errlen)
+{
+	struct body b = {NULL, 0, max, 0, stop};
 	CURL *h = NULL;
 	CURLcode rc;
 	long status = 0;
@@ -61,7 +76,7 @@ fetch_url(const char *url, const char *ca_file, unsigned int timeout,
 		snprintf(err, errlen, "libcurl cannot start");
 		return NULL;
 	}
-	if ((b.p = malloc(FETCH_MAX + 1)) == NULL ||
+	if (max == 0 || max == SIZE_MAX || (b.p = malloc(max + 1)) == NULL ||
 	    (h = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -79,21 +94,25 @@ fetch_url(const char *url, const char *ca_file, unsigned int timeout,
 		curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	if (stop != NULL) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, &b);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "libemailauth");
 	rc = curl_easy_perform(h);
 	if (b.too_big) {
-		snprintf(
-		    err, errlen, "the JWKS is larger than %d bytes", FETCH_MAX);
+		snprintf(err, errlen, "%s is larger than %zu bytes", what, max);
 		goto out;
 	}
 	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "cannot fetch the JWKS: %s",
+		snprintf(err, errlen, "cannot fetch %s: %s", what,
 		    curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		snprintf(err, errlen, "fetching the JWKS answered %ld", status);
+		snprintf(err, errlen, "fetching %s answered %ld", what, status);
 		goto out;
 	}
 	b.p[b.len] = '\0';
@@ -105,4 +124,12 @@ out:
 		curl_easy_cleanup(h);
 	free(b.p);
 	return ret;
+}
+
+char *
+fetch_url(const char *url, const char *ca_file, unsigned int timeout,
+    size_t *len_r, char *err, size_t errlen)
+{
+	return fetch_doc(url, ca_file, timeout, FETCH_MAX, "the JWKS", NULL,
+	    len_r, err, errlen);
 }

@@ -5,6 +5,7 @@
 #ifndef EA_GUARD_FETCH_H
 #define EA_GUARD_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #define FETCH_MAX (64 * 1024)
@@ -17,6 +18,15 @@
  */
 char *fetch_url(const char *url, const char *ca_file, unsigned int timeout,
     size_t *len_r, char *err, size_t errlen);
+
+/*
+ * The same for any document: at most max bytes; what names the document
+ * in messages ("the JWKS"); when stop is not NULL, the transfer is given
+ * up as soon as *stop is set (from another thread).
+ */
+char *fetch_doc(const char *url, const char *ca_file, unsigned int timeout,
+    size_t max, const char *what, const atomic_int *stop, size_t *len_r,
+    char *err, size_t errlen);
 
 /* Initialises libcurl once (thread-safe, idempotent). Returns 0 or -1. */
 int fetch_init(void);

@@ -11,6 +11,7 @@
 
 #include "emailauth/guard.h"
 #include "guard/fetch.h"
+#include "guard/revoke.h"
 #include "guard/verifier.h"
 #include "http/http.h"
 #include "policy/policy.h"
@@ -32,6 +33,7 @@ struct ea_guard {
 	pthread_mutex_t fetch_lock; /* one fetch at a time */
 	double last_fetch;          /* monotonic seconds, under fetch_lock */
 	struct rl_table *rl_ip, *rl_sub;
+	struct grev *revoked; /* NULL: no revocation feed */
 	ea_log_fn log;
 	void *log_cls;
 	atomic_ullong next_id;
@@ -156,6 +158,33 @@ out:
 	return ret;
 }
 
+/* Starts the revocation feed's poller. 0 or -1 with a message. */
+static int
+start_revocations(struct ea_guard *g, const struct ea_guard_config *c,
+    char *err, size_t errlen)
+{
+	struct grev_config rc = {
+	    .url = c->revocations_url,
+	    .ca_file = c->jwks_ca_file,
+	    .interval = c->revocations_interval ? c->revocations_interval : 2,
+	    .timeout = g->jwks_timeout,
+	    .leeway = c->leeway > 300 ? 300 : c->leeway,
+	    .log = c->log,
+	    .log_cls = c->log_cls,
+	};
+
+	rc.max_stale = c->revocations_max_stale ? c->revocations_max_stale
+						: 10 * rc.interval;
+	if (rc.max_stale <= rc.interval) {
+		snprintf(err, errlen,
+		    "revocations_max_stale must exceed revocations_interval");
+		return -1;
+	}
+	if ((g->revoked = grev_new(&rc, err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
 int
 ea_guard_new(const struct ea_guard_config *c, struct ea_guard **guard_r,
     char *err, size_t errlen)
@@ -234,6 +263,9 @@ ea_guard_new(const struct ea_guard_config *c, struct ea_guard **guard_r,
 		}
 		refresh_keys(g, 1);
 	}
+	if (c->revocations_url != NULL &&
+	    start_revocations(g, c, err, errlen) == -1)
+		goto fail;
 	for (i = 0; i < n_proxies; i++)
 		free(proxies[i]);
 	free(proxies);
@@ -256,6 +288,7 @@ ea_guard_free(struct ea_guard *g)
 
 	if (g == NULL)
 		return;
+	grev_free(g->revoked);
 	gv_free(g->verifier);
 	for (i = 0; g->origins != NULL && g->origins[i] != NULL; i++)
 		free(g->origins[i]);
@@ -393,6 +426,29 @@ ea_guard_check(struct ea_guard *g, struct MHD_Connection *c,
 		    tok_err_name(why));
 		*ret_r = unauthorized(&r, 1);
 		return NULL;
+	}
+	/* After the cache too: a revocation outlives no cached token. */
+	if (g->revoked != NULL) {
+		switch (grev_check(g->revoked, p->sid, (long long)time(NULL))) {
+		case GREV_OK:
+			break;
+		case GREV_REVOKED:
+			glog(g, EA_LOG_INFO, "request %s: token refused: %s",
+			    r.id, p->sid != NULL ? "revoked" : "no sid");
+			*ret_r = unauthorized(&r, 1);
+			gv_release(p);
+			return NULL;
+		case GREV_STALE:
+			glog(g, EA_LOG_ERROR,
+			    "request %s: revocation feed stale; refusing tokens",
+			    r.id);
+			*ret_r =
+			    http_problem(&r, 503, "the service is unavailable",
+				(struct http_header[]){
+				    {"Retry-After", "5"}, {NULL, NULL}});
+			gv_release(p);
+			return NULL;
+		}
 	}
 	if (g->rl_sub != NULL &&
 	    !rl_take(g->rl_sub, p->sub, strlen(p->sub), 1, mono(), &info)) {

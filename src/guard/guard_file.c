@@ -44,6 +44,9 @@ static const struct {
     {"rate_per_subject", NUM, 1e6},
     {"burst_per_subject", NUM, 1e6},
     {"cache_entries", NUM, 16777216},
+    {"revocations_url", STR, 0},
+    {"revocations_interval", NUM, 3600},
+    {"revocations_max_stale", NUM, 86400},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -181,6 +184,12 @@ ea_guard_new_from_file(const char *path, const char *group, ea_log_fn log,
 			c.burst_per_subject = v;
 		else if (strcmp(name, "cache_entries") == 0)
 			c.cache_entries = (size_t)v;
+		else if (strcmp(name, "revocations_url") == 0)
+			c.revocations_url = config_setting_get_string(s);
+		else if (strcmp(name, "revocations_interval") == 0)
+			c.revocations_interval = (unsigned int)v;
+		else if (strcmp(name, "revocations_max_stale") == 0)
+			c.revocations_max_stale = (unsigned int)v;
 	}
 	c.cors_origins = origins;
 	c.trusted_proxies = proxies;

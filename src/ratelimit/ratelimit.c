@@ -27,6 +27,12 @@
  * never grows past RL_CHAIN_MAX nodes: a new key arriving at a full chain
  * evicts that chain's oldest node instead of the stripe's LRU.
  *
+ * Memory: the nodes and chain heads come zeroed from calloc() and are
+ * touched only when a key first uses them (a chain head holds its first
+ * node's index plus one, 0 being the empty chain; nodes past the stripe's
+ * high-water mark have never been used), so an idle table costs address
+ * space, not resident memory.
+ *
  * Time: a bucket's last time only moves forward, so a clock that steps
  * back neither crashes nor refills; the refill resumes once the clock
  * passes the last time again.
@@ -64,9 +70,11 @@ struct rl_node {
 struct rl_stripe {
 	_Alignas(64) pthread_mutex_t mu;
 	struct rl_node *nodes; /* cap nodes, in rl_table's pool */
-	uint32_t *buckets;     /* mask + 1 chain heads, in rl_table's array */
+	uint32_t *buckets;     /* mask + 1 chain heads (index + 1; 0: empty), in
+				  rl_table's array */
 	uint32_t cap, used, mask;
 	uint32_t free_head;
+	uint32_t fresh; /* nodes fresh to cap - 1 have never been used */
 	uint32_t lru_head, lru_tail; /* most and least recently used */
 };
 
@@ -233,7 +241,7 @@ lru_push_front(struct rl_stripe *s, uint32_t i)
 static uint32_t
 lookup(const struct rl_stripe *s, const struct rl_key *k, uint32_t *depth_r)
 {
-	uint32_t i = s->buckets[k->hash & s->mask], depth = 0;
+	uint32_t i = s->buckets[k->hash & s->mask] - 1, depth = 0;
 	const struct rl_node *n;
 
 	while (i != RL_NIL) {
@@ -252,11 +260,15 @@ lookup(const struct rl_stripe *s, const struct rl_key *k, uint32_t *depth_r)
 static void
 node_remove(struct rl_stripe *s, uint32_t i)
 {
-	uint32_t *pp = &s->buckets[s->nodes[i].hash & s->mask];
+	uint32_t *head = &s->buckets[s->nodes[i].hash & s->mask], j;
 
-	while (*pp != i)
-		pp = &s->nodes[*pp].next;
-	*pp = s->nodes[i].next;
+	if (*head - 1 == i)
+		*head = s->nodes[i].next + 1;
+	else {
+		for (j = *head - 1; s->nodes[j].next != i; j = s->nodes[j].next)
+			;
+		s->nodes[j].next = s->nodes[i].next;
+	}
 	lru_unlink(s, i);
 	s->nodes[i].next = s->free_head;
 	s->free_head = i;
@@ -267,7 +279,7 @@ node_remove(struct rl_stripe *s, uint32_t i)
 static uint32_t
 chain_oldest(const struct rl_stripe *s, const struct rl_key *k)
 {
-	uint32_t i = s->buckets[k->hash & s->mask];
+	uint32_t i = s->buckets[k->hash & s->mask] - 1;
 
 	while (s->nodes[i].next != RL_NIL)
 		i = s->nodes[i].next;
@@ -284,18 +296,21 @@ node_insert(const struct rl_table *t, struct rl_stripe *s,
 
 	if (depth >= RL_CHAIN_MAX)
 		node_remove(s, chain_oldest(s, k));
-	else if (s->free_head == RL_NIL)
+	else if (s->free_head == RL_NIL && s->fresh == s->cap)
 		node_remove(s, s->lru_tail);
-	i = s->free_head;
+	if (s->free_head != RL_NIL) {
+		i = s->free_head;
+		s->free_head = s->nodes[i].next;
+	} else
+		i = s->fresh++;
 	n = &s->nodes[i];
-	s->free_head = n->next;
 	n->tokens = t->burst;
 	n->last = now;
 	n->hash = k->hash;
 	n->len = k->len;
 	memcpy(n->key, k->p, key_bytes(k->len));
-	n->next = *head;
-	*head = i;
+	n->next = *head - 1;
+	*head = i + 1;
 	lru_push_front(s, i);
 	s->used++;
 	return i;
@@ -311,13 +326,14 @@ pow2_floor(size_t n)
 	return p;
 }
 
-/* Sets up stripe s over cap nodes at pool and nb chain heads at buckets. */
+/*
+ * Sets up stripe s over cap zeroed nodes at pool and nb zeroed chain heads
+ * at buckets, without touching either (see Memory above).
+ */
 static int
 stripe_init(struct rl_stripe *s, struct rl_node *pool, uint32_t cap,
     uint32_t *buckets, uint32_t nb)
 {
-	uint32_t i;
-
 	if (pthread_mutex_init(&s->mu, NULL) != 0)
 		return -1;
 	s->nodes = pool;
@@ -325,13 +341,8 @@ stripe_init(struct rl_stripe *s, struct rl_node *pool, uint32_t cap,
 	s->cap = cap;
 	s->used = 0;
 	s->mask = nb - 1;
-	for (i = 0; i < nb; i++)
-		buckets[i] = RL_NIL;
-	for (i = 0; i < cap; i++) {
-		pool[i].next = i + 1 < cap ? i + 1 : RL_NIL;
-		pool[i].lru_prev = pool[i].lru_next = RL_NIL;
-	}
-	s->free_head = cap > 0 ? 0 : RL_NIL;
+	s->fresh = 0;
+	s->free_head = RL_NIL;
 	s->lru_head = s->lru_tail = RL_NIL;
 	return 0;
 }

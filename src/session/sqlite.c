@@ -5,10 +5,11 @@
  * Two connections: the writer runs every change as one BEGIN IMMEDIATE ...
  * COMMIT transaction under its mutex, so a refresh token is rotated at most
  * once even when several threads (or processes) present it together; the
- * reader answers get and list under its own mutex and, thanks to WAL, never
- * waits for the writer. Statements are prepared once at open and reset
- * after each use. Any SQLite error rolls the transaction back and answers
- * SESS_ERROR: the store fails closed and never leaves partial state.
+ * reader answers get, list and the revocation feed under its own mutex
+ * and, thanks to WAL, never waits for the writer. Statements are prepared
+ * once at open and reset after each use. Any SQLite error rolls the
+ * transaction back and answers SESS_ERROR: the store fails closed and
+ * never leaves partial state.
  *
  * The ops expect the inputs the wrappers in session.c have validated
  * (bounds, token and sid syntax); memory safety does not depend on it.
@@ -97,6 +98,7 @@ enum rstmt {
 	R_GET,
 	R_LIST,
 	R_PING,
+	R_REVOKED,
 	R_COUNT,
 };
 
@@ -107,6 +109,8 @@ static const char *const rsql[R_COUNT] = {
 	       " AND s.expires >= ?2 AND s.last_used >= ?3"
 	       " ORDER BY s.created DESC, s.rowid DESC",
     [R_PING] = "SELECT 1 FROM sessions LIMIT 1",
+    [R_REVOKED] = "SELECT sid, revoked_at, expires FROM sessions"
+		  " WHERE revoked_at >= ?1 ORDER BY revoked_at, sid LIMIT ?2",
 };
 
 struct sqlite_store {
@@ -645,6 +649,79 @@ sqlite_list_user(struct sess_store *s, const char *sub, long long now,
 	return res;
 }
 
+/* Appends r to *v (n used, *cap allocated). 0 or -1. */
+static int
+push_rev(struct sess_revocation **v, size_t n, size_t *cap,
+    const struct sess_revocation *r)
+{
+	struct sess_revocation *nv;
+	size_t ncap;
+	int ret = -1;
+
+	if (n == *cap) {
+		ncap = *cap == 0 ? 64 : *cap * 2;
+		if (ncap > SIZE_MAX / sizeof(**v) ||
+		    (nv = realloc(*v, ncap * sizeof(**v))) == NULL)
+			goto out;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[n] = *r;
+	ret = 0;
+out:
+	return ret;
+}
+
+static enum sess_result
+sqlite_revoked_since(struct sess_store *s, long long since, size_t max,
+    struct sess_revocation **v_r, size_t *n_r)
+{
+	struct sqlite_store *st = store_of(s);
+	sqlite3_stmt *q = st->rs[R_REVOKED];
+	enum sess_result res = SESS_ERROR;
+	struct sess_revocation *v = NULL, e;
+	size_t n = 0, cap = 0;
+	int rc = SQLITE_ERROR;
+
+	if (max > (size_t)INT32_MAX)
+		max = (size_t)INT32_MAX;
+	pthread_mutex_lock(&st->rlock);
+	if (max == 0)
+		rc = SQLITE_DONE;
+	else if (bind_args(q, "ii", since, (long long)max) == 0)
+		while (n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+			memset(&e, 0, sizeof(e));
+			if (col_text(q, 0, e.sid, sizeof(e.sid)) == -1 ||
+			    sqlite3_column_type(q, 1) != SQLITE_INTEGER ||
+			    sqlite3_column_type(q, 2) != SQLITE_INTEGER) {
+				rc = SQLITE_CORRUPT;
+				break;
+			}
+			e.revoked_at = sqlite3_column_int64(q, 1);
+			e.expires = sqlite3_column_int64(q, 2);
+			if (push_rev(&v, n, &cap, &e) == -1) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			n++;
+		}
+	/* The loop ends on SQLITE_DONE, or on a row once max are read. */
+	if (rc == SQLITE_DONE || (rc == SQLITE_ROW && n == max))
+		res = SESS_OK;
+	else
+		db_fail(st->r, "revoked_since");
+	done(q);
+	pthread_mutex_unlock(&st->rlock);
+	if (res == SESS_OK) {
+		*v_r = n > 0 ? v : NULL;
+		*n_r = n;
+		if (n > 0)
+			v = NULL;
+	}
+	free(v);
+	return res;
+}
+
 static int
 sqlite_purge(struct sess_store *s, long long now, long long idle)
 {
@@ -790,4 +867,5 @@ static const struct sess_store_ops sqlite_ops = {
     .list_user = sqlite_list_user,
     .purge = sqlite_purge,
     .ping = sqlite_ping,
+    .revoked_since = sqlite_revoked_since,
 };

@@ -19,7 +19,7 @@
 
 #include "util/sec.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_MS        5000
 
 /*
@@ -51,6 +51,12 @@ static const char schema_v1[] =
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX tokens_sid ON tokens(sid);"
     "PRAGMA user_version = 1;";
+
+/* Version 2: the revocation feed reads revoked sessions in order. */
+static const char schema_v2[] =
+    "CREATE INDEX sessions_revoked ON sessions(revoked_at, sid)"
+    " WHERE revoked_at IS NOT NULL;"
+    "PRAGMA user_version = 2;";
 
 /*
  * Makes sure path is a regular file only its owner may use, creating it
@@ -142,6 +148,9 @@ migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 	}
 	if (version == 0 &&
 	    sqlite3_exec(db, schema_v1, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (version <= 1 &&
+	    sqlite3_exec(db, schema_v2, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	if (pragma(db, "COMMIT", NULL) == -1)
 		goto fail;

@@ -63,6 +63,7 @@ EchoServer = _integ.EchoServer
 binary = _integ.binary
 free_port = _integ.free_port
 base_config = _integ.base_config
+SLOW = _integ.SLOW
 
 # Fixtures.
 daemon_factory = _integ.daemon_factory
@@ -76,6 +77,7 @@ pam_env = _integ.pam_env
 # The secrets scan: the session hooks of the integration suite.
 pytest_sessionstart = _integ.pytest_sessionstart
 pytest_sessionfinish = _integ.pytest_sessionfinish
+pytest_collection_modifyitems = _integ.pytest_collection_modifyitems
 
 import secrets_scan  # noqa: E402  (tests/integ, the same module object)
 

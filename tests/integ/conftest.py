@@ -28,8 +28,67 @@ BUILD = os.environ.get("EMAILAUTH_BUILD", os.path.join(REPO, "build"))
 LOGDIR = os.path.join(BUILD, "test-logs")
 
 
+# make valgrind (EMAILAUTH_VALGRIND=1): binary() hands out, for each of our
+# programs a test runs, a small script that execs it under valgrind
+# memcheck (same pid, so signals and exit codes pass through). Each process
+# writes $LOGDIR/valgrind-<pid>.log; pytest_sessionfinish fails the run if
+# one reports an error. Timeouts of the fixtures are multiplied by SLOW.
+VALGRIND = os.environ.get("EMAILAUTH_VALGRIND") == "1"
+SLOW = 10 if VALGRIND else 1
+VALGRIND_PROGRAMS = ("emailauthd", "emailauthctl", "emailapi",
+                     "tests/echo_server")
+VALGRIND_SUPP = os.path.join(REPO, "tests", "valgrind.supp")
+
+# Tests that measure what valgrind distorts, skipped under it (by name, in
+# tests/integ and tests/attack): the reason is the skip message.
+VALGRIND_SKIP = {
+    "test_no_timing_oracle_file_backend": "timing medians",
+    "test_no_timing_oracle_ldap_backend": "timing medians",
+    "test_slow_logins_do_not_delay_cheap_routes": "timing medians",
+    "test_a_flood_of_names_stays_within_the_memory_bound":
+        "throughput: 10000 logins",
+    "test_hardening.py": "checks the ELF files, which binary() replaces "
+                         "by wrapper scripts; same build flags as make",
+}
+
+
+_wrappers = set()
+
+
+def _valgrind_wrapper(name):
+    real = os.path.join(BUILD, name)
+    d = os.path.join(BUILD, "valgrind-bin", os.path.basename(LOGDIR))
+    path = os.path.join(d, name.replace("/", "_"))
+    if path not in _wrappers:  # written once per run: LOGDIR, supp may move
+        os.makedirs(d, exist_ok=True)
+        argv = ["valgrind", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--track-fds=no",
+                "--num-callers=30", "--suppressions=" + VALGRIND_SUPP,
+                "--log-file=" + os.path.join(LOGDIR, "valgrind-%p.log")]
+        tmp = path + ".%d" % os.getpid()
+        with open(tmp, "w") as f:
+            f.write("#!/bin/sh\nmkdir -p '%s'\nexec %s '%s' \"$@\"\n" %
+                    (LOGDIR, " ".join("'%s'" % a for a in argv), real))
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, path)
+        _wrappers.add(path)
+    return path
+
+
 def binary(name):
+    if VALGRIND and name in VALGRIND_PROGRAMS:
+        return _valgrind_wrapper(name)
     return os.path.join(BUILD, name)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not VALGRIND:
+        return
+    for item in items:
+        for key in (item.name.split("[")[0], item.fspath.basename):
+            if key in VALGRIND_SKIP:
+                item.add_marker(pytest.mark.skip(
+                    reason="under valgrind: " + VALGRIND_SKIP[key]))
 
 
 def free_port():
@@ -83,6 +142,7 @@ class Daemon(JsonLog):
         os.rename(tmp, self.conf)
 
     def start(self, timeout=10):
+        timeout *= SLOW
         self.logf = open(self.log, "ab")
         seen = len(self.events())
         self.proc = subprocess.Popen([binary("emailauthd"), "-c", self.conf],
@@ -107,7 +167,7 @@ class Daemon(JsonLog):
 
 
     def wait_event(self, name, timeout=5, after=0):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * SLOW
         while time.time() < deadline:
             evs = [e for e in self.events()[after:] if e.get("event") == name]
             if evs:
@@ -124,7 +184,7 @@ class Daemon(JsonLog):
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(timeout * SLOW)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -206,7 +266,7 @@ class EchoServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 * SLOW)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -255,7 +315,8 @@ def verify_audit_trails():
 def pytest_sessionfinish(session, exitstatus):
     bad = secrets_scan.sanitizer_reports([LOGDIR])
     if bad:
-        sys.stderr.write("\nSANITIZER REPORTS in the servers' logs:\n")
+        sys.stderr.write("\nSANITIZER/VALGRIND REPORTS in the servers' "
+                         "logs:\n")
         for h in bad:
             sys.stderr.write("  %s\n" % h)
         session.exitstatus = 1

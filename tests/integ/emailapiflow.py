@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import rawhttp as rh
 import secrets_scan
 from authflow import Api, write_users
-from conftest import LENIENT_LIMITS, LOGDIR, JsonLog, binary
+from conftest import LENIENT_LIMITS, LOGDIR, SLOW, JsonLog, binary
 
 ISSUER = "https://auth.test"
 AUDIENCE = "email-api"
@@ -111,8 +111,9 @@ guard = {
 class EmailApi(JsonLog):
     """One examples/emailapi process with its config, database and log."""
 
-    def __init__(self, workdir, config_text, name="emailapi"):
+    def __init__(self, workdir, config_text, name="emailapi", args=()):
         self.dir = workdir
+        self.args = list(args)  # extra command-line arguments
         os.makedirs(workdir, exist_ok=True)
         self.conf = os.path.join(workdir, "emailapi.conf")
         with open(self.conf, "w") as f:
@@ -125,9 +126,11 @@ class EmailApi(JsonLog):
         self.port = None
 
     def start(self, timeout=10):
+        timeout *= SLOW
         self.logf = open(self.log, "ab")
         seen = len(self.events())
-        self.proc = subprocess.Popen([binary("emailapi"), "-c", self.conf],
+        self.proc = subprocess.Popen([binary("emailapi"), "-c", self.conf]
+                                     + self.args,
                                      stdout=self.logf, stderr=self.logf,
                                      cwd=self.dir)
         deadline = time.time() + timeout
@@ -168,7 +171,7 @@ class EmailApi(JsonLog):
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(timeout * SLOW)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -6,6 +6,7 @@ conftest.py scans the daemon logs and the recorded bodies, and a hit fails
 the run.
 """
 import os
+import re
 
 _secrets = set()
 _bodies = []
@@ -60,10 +61,26 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "WARNING: ThreadSanitizer")
 
 
+# valgrind memcheck (make valgrind): its own log per process. A process
+# killed before its summary still shows its errors by these marks.
+VALGRIND_MARKS = ("Invalid read", "Invalid write", "Invalid free",
+                  "uninitialised", "Mismatched free", "Source and destination",
+                  "are definitely lost", "Syscall param")
+_VALGRIND_SUMMARY = re.compile(r"ERROR SUMMARY: ([1-9][0-9]*) errors")
+
+
 def sanitizer_reports(dirs):
-    """Files in dirs where a sanitizer reported something (make asan)."""
-    return ["%s: %s" % (path, m) for path, text in _log_texts(dirs)
-            for m in SANITIZER_MARKS if m in text]
+    """Files in dirs where a sanitizer (make asan) or valgrind (make
+    valgrind, files valgrind-<pid>.log) reported something."""
+    out = []
+    for path, text in _log_texts(dirs):
+        out += ["%s: %s" % (path, m) for m in SANITIZER_MARKS if m in text]
+        if os.path.basename(path).startswith("valgrind-"):
+            out += ["%s: %s" % (path, m) for m in VALGRIND_MARKS
+                    if m in text]
+            out += ["%s: valgrind: %s errors" % (path, n)
+                    for n in _VALGRIND_SUMMARY.findall(text)]
+    return out
 
 
 def count():

@@ -242,6 +242,9 @@ test_defaults(void **state)
 	assert_int_equal(c->listen.metrics_allow.n, 2);
 	assert_string_equal(c->listen.metrics_allow_text.v[0], "127.0.0.0/8");
 	assert_string_equal(c->listen.metrics_allow_text.v[1], "::1/128");
+	assert_int_equal(c->listen.revocations_allow.n, 2);
+	assert_string_equal(
+	    c->listen.revocations_allow_text.v[0], "127.0.0.0/8");
 	assert_int_equal(c->cors.origins.n, 0);
 	assert_int_equal(c->cors.allow_credentials, 0);
 	assert_int_equal(c->cors.max_age, 600);
@@ -520,6 +523,10 @@ test_secret_files(void **state)
 		11, "ldap.bind_password_file"},
 	    {0, LISTEN("tls = { cert = \"$T/ca.pem\";\n\tkey = \"$T/$F\"; };"),
 		8, "listen.tls.key"},
+	    {0,
+		"session = { backend = \"redis\";\n"
+		"\tpassword_file = \"$T/$F\"; };",
+		8, "session.password_file"},
 	};
 
 	static const mode_t modes[] = {0600, 0400, 0644, 0640, 0604, 0};
@@ -626,6 +633,86 @@ test_load_file_errors(void **state)
 	}
 }
 
+/* session.*: SQLite by default; Redis with its URI parsed, or refused. */
+static void
+test_session_store(void **state)
+{
+	static const struct {
+		const char *extra;
+		const char *host;
+		long long port, db;
+	} good[] = {
+	    {"session = { backend = \"redis\"; };", "127.0.0.1", 6379, 0},
+	    {"session = { backend = \"redis\";\n"
+	     "\turi = \"redis://redis.internal:6380/3\"; };",
+		"redis.internal", 6380, 3},
+	    {"session = { backend = \"redis\"; uri = \"redis://[::1]/\"; };",
+		"::1", 6379, 0},
+	    {"session = { backend = \"redis\"; uri = \"redis://h:1\";\n"
+	     "\ttls = false; password_file = \"$T/ldap.secret\"; };",
+		"h", 1, 0},
+	};
+
+	static const struct {
+		const char *extra;
+		int line;
+		const char *msg;
+	} bad[] = {
+	    {"session = { backend = \"memcached\"; };", 7,
+		"'session.backend' must be \"sqlite\" or \"redis\""},
+	    {"session = { backend = \"redis\";\n\ttls = true; };", 8,
+		"'session.tls': the Redis client library of this system "
+		"(hiredis 0.14) has no TLS"},
+	    {"session = { uri = \"redis://h\"; };", 7,
+		"'session.uri' needs 'session.backend = \"redis\"'"},
+	    {"session = {\n\tpassword_file = \"$T/ldap.secret\"; };", 8,
+		"'session.password_file' needs 'session.backend = \"redis\"'"},
+	    {"session = { tls = false; };", 7,
+		"'session.tls' needs 'session.backend = \"redis\"'"},
+	    {"session = { backend = \"redis\";\n\tpassword_file = 3; };", 8,
+		"'session.password_file' must be a string"},
+	    {"session = { backend = \"redis\"; sentinel = \"x\"; };", 7,
+		"unknown setting 'sentinel'"},
+	};
+
+	static const char *const bad_uri[] = {"rediss://h:6379",
+	    "redis://:pw@h:6379", "redis://user:pw@h", "redis://",
+	    "redis://h:0", "redis://h:65536", "redis://h:x", "redis://h/1024",
+	    "redis://h/-1", "redis://h/0?x=1", "redis://h/0/1", "redis://[::1",
+	    "http://h", "redis://h:6379#f", "redis://h 1"};
+	char err[ERR_MAX], text[512];
+	struct cfg *c;
+	size_t i;
+
+	(void)state;
+	if (load(0, "", NULL, &c, err) != 0)
+		fail_msg("refused: %s", err);
+	assert_string_equal(c->session.backend, "sqlite");
+	assert_null(c->session.host);
+	assert_null(c->session.password_file);
+	assert_int_equal(c->session.tls, 0);
+	cfg_free(c);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (load(0, good[i].extra, NULL, &c, err) != 0)
+			fail_msg("refused: %s\n  from: %s", err, good[i].extra);
+		assert_string_equal(c->session.backend, "redis");
+		assert_string_equal(c->session.host, good[i].host);
+		assert_int_equal(c->session.port, good[i].port);
+		assert_int_equal(c->session.db, good[i].db);
+		cfg_free(c);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(0, bad[i].extra, NULL, bad[i].line, bad[i].msg);
+	for (i = 0; i < sizeof(bad_uri) / sizeof(bad_uri[0]); i++) {
+		xsnprintf(text, sizeof(text),
+		    "session = { backend = \"redis\"; uri = \"%s\"; };",
+		    bad_uri[i]);
+		expect_error(0, text, NULL, 7,
+		    "'session.uri' must be redis://HOST[:PORT][/DB] without a "
+		    "password");
+	}
+}
+
 static void
 test_has_backend(void **state)
 {
@@ -662,6 +749,7 @@ main(void)
 	    cmocka_unit_test(test_secret_files),
 	    cmocka_unit_test(test_load_relative_paths),
 	    cmocka_unit_test(test_load_file_errors),
+	    cmocka_unit_test(test_session_store),
 	    cmocka_unit_test(test_has_backend),
 	};
 

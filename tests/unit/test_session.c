@@ -325,7 +325,7 @@ prep_sql(const char *dir, const char *sql, char *sd, size_t n)
 static void
 prep_newer(const char *dir, char *sd, size_t n)
 {
-	prep_sql(dir, "PRAGMA user_version = 2", sd, n);
+	prep_sql(dir, "PRAGMA user_version = 3", sd, n);
 }
 
 static void
@@ -347,7 +347,7 @@ test_open_refused(void **state)
 	    {"directory", prep_dir, "not a regular file"},
 	    {"missing state_dir", prep_missing, "cannot open"},
 	    {"path too long", prep_too_long, "too long"},
-	    {"newer schema", prep_newer, "schema version 2"},
+	    {"newer schema", prep_newer, "schema version 3"},
 	    {"foreign database", prep_foreign, "schema"},
 	};
 	static struct sess_store dummy;
@@ -1050,6 +1050,138 @@ test_crash_durability(void **state)
 	rm_dir(dir);
 }
 
+/* The revocation feed: revoked sessions since a time, oldest first. */
+static void
+test_revoked_since(void **state)
+{
+	struct fx *fx = *state;
+	char sid[4][SESS_ID_SIZE], tok[SESS_TOKEN_SIZE];
+	struct sess_revocation *v = NULL, *sentinel = (void *)&v;
+	unsigned int count;
+	size_t n = 99, i;
+
+	/* Nothing revoked yet: an empty answer, no array. */
+	CHECK("empty", sess_revoked_since(fx->st, 0, 10, &v, &n), SESS_OK);
+	assert_null(v);
+	assert_int_equal(n, 0);
+
+	new_session(fx->st, "erin", T0, TTL, sid[0], tok);
+	new_session(fx->st, "erin", T0, TTL, sid[1], tok);
+	new_session(fx->st, "fred", T0, 100, sid[2], tok);
+	new_session(fx->st, "gina", T0, TTL, sid[3], tok); /* stays active */
+	CHECK("revoke fred", sess_revoke(fx->st, sid[2], T0 + 10), SESS_OK);
+	CHECK("revoke erin", sess_revoke_user(fx->st, "erin", T0 + 20, &count),
+	    SESS_OK);
+	assert_int_equal(count, 2);
+	/* Revoking again keeps the first time: no second entry. */
+	CHECK("again", sess_revoke(fx->st, sid[2], T0 + 30), SESS_OK);
+
+	CHECK("all", sess_revoked_since(fx->st, 0, 10, &v, &n), SESS_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].sid, sid[2]);
+	assert_int_equal(v[0].revoked_at, T0 + 10);
+	assert_int_equal(v[0].expires, T0 + 100);
+	/* Same second: ordered by sid, so that pages are stable. */
+	for (i = 1; i < 3; i++) {
+		assert_int_equal(v[i].revoked_at, T0 + 20);
+		assert_int_equal(v[i].expires, T0 + TTL);
+		assert_true(strcmp(v[i].sid, sid[3]) != 0);
+	}
+	assert_true(strcmp(v[1].sid, v[2].sid) < 0);
+	free(v);
+
+	/* since is inclusive; max bounds the answer. */
+	CHECK(
+	    "since", sess_revoked_since(fx->st, T0 + 20, 10, &v, &n), SESS_OK);
+	assert_int_equal(n, 2);
+	free(v);
+	CHECK("since+1", sess_revoked_since(fx->st, T0 + 11, 10, &v, &n),
+	    SESS_OK);
+	assert_int_equal(n, 2);
+	free(v);
+	CHECK(
+	    "future", sess_revoked_since(fx->st, T0 + 21, 10, &v, &n), SESS_OK);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	CHECK("max 1", sess_revoked_since(fx->st, 0, 1, &v, &n), SESS_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].sid, sid[2]);
+	free(v);
+	CHECK("max 0", sess_revoked_since(fx->st, 0, 0, &v, &n), SESS_OK);
+	assert_int_equal(n, 0);
+	assert_null(v);
+
+	/* Logout shows up too. */
+	new_session(fx->st, "hugo", T0, TTL, sid[0], tok);
+	CHECK("logout", sess_revoke_token(fx->st, tok, T0 + 40), SESS_OK);
+	CHECK("logout seen", sess_revoked_since(fx->st, T0 + 40, 10, &v, &n),
+	    SESS_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].sid, sid[0]);
+	free(v);
+
+	/* Bad arguments and a broken store: SESS_ERROR, outputs untouched. */
+	v = sentinel;
+	n = 77;
+	CHECK(
+	    "NULL store", sess_revoked_since(NULL, 0, 10, &v, &n), SESS_ERROR);
+	CHECK(
+	    "NULL v", sess_revoked_since(fx->st, 0, 10, NULL, &n), SESS_ERROR);
+	CHECK(
+	    "NULL n", sess_revoked_since(fx->st, 0, 10, &v, NULL), SESS_ERROR);
+	raw_exec(fx->dir, "DROP TABLE tokens; DROP TABLE sessions");
+	CHECK("broken", sess_revoked_since(fx->st, 0, 10, &v, &n), SESS_ERROR);
+	assert_ptr_equal(v, sentinel);
+	assert_int_equal(n, 77);
+}
+
+/* A version 1 database is upgraded: the feed's index is added. */
+static void
+test_schema_upgrade(void **state)
+{
+	static const char v1[] =
+	    "CREATE TABLE sessions (sid TEXT PRIMARY KEY NOT NULL,"
+	    " sub TEXT NOT NULL, backend TEXT NOT NULL, client TEXT NOT NULL,"
+	    " created INTEGER NOT NULL, last_used INTEGER NOT NULL,"
+	    " expires INTEGER NOT NULL, revoked_at INTEGER) STRICT;"
+	    "CREATE INDEX sessions_sub ON sessions(sub);"
+	    "CREATE TABLE tokens (hash BLOB PRIMARY KEY NOT NULL"
+	    " CHECK (length(hash) = 32), sid TEXT NOT NULL"
+	    " REFERENCES sessions(sid) ON DELETE CASCADE,"
+	    " state INTEGER NOT NULL CHECK (state IN (0, 1)),"
+	    " created INTEGER NOT NULL) STRICT, WITHOUT ROWID;"
+	    "CREATE INDEX tokens_sid ON tokens(sid);"
+	    "INSERT INTO sessions VALUES ('AAAAAAAAAAAAAAAAAAAAAA', 'ivan',"
+	    " 'file', '', 1, 1, 1700009999, 1700000005);"
+	    "PRAGMA user_version = 1;";
+	struct sess_revocation *v = NULL;
+	struct sess_store *st;
+	char dir[64], sd[PATH_MAX + 16];
+	size_t n = 0;
+
+	(void)state;
+	make_dir(dir, sizeof(dir));
+	prep_sql(dir, v1, sd, sizeof(sd));
+	st = open_store(sd);
+	assert_int_equal(raw_int(dir, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(dir,
+			     "SELECT count(*) FROM sqlite_schema"
+			     " WHERE name = 'sessions_revoked'"),
+	    1);
+	CHECK("feed", sess_revoked_since(st, 0, 10, &v, &n), SESS_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].sid, "AAAAAAAAAAAAAAAAAAAAAA");
+	assert_int_equal(v[0].revoked_at, 1700000005);
+	assert_int_equal(v[0].expires, 1700009999);
+	free(v);
+	sess_close(st);
+	/* Opening it again changes nothing. */
+	st = open_store(sd);
+	assert_int_equal(raw_int(dir, "PRAGMA user_version"), 2);
+	sess_close(st);
+	rm_dir(dir);
+}
+
 int
 main(void)
 {
@@ -1074,6 +1206,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_race, setup, teardown),
 	    cmocka_unit_test(test_crash_durability),
+	    cmocka_unit_test_setup_teardown(
+		test_revoked_since, setup, teardown),
+	    cmocka_unit_test(test_schema_upgrade),
 	};
 
 	/* Reuse warnings are expected by the dozen; keep the output short. */
