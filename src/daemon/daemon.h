@@ -60,6 +60,15 @@ enum MHD_Result route_admin_session_delete(struct http_req *r);
 /* routes_verify.c */
 enum MHD_Result route_verify(struct http_req *r);
 
+/*
+ * The caller of a protected route (routes_admin.c): a verified token of a
+ * live session granting perm. Returns the principal (release with
+ * gv_release()), or NULL after answering 401 or 403 into *ret (a 403 is
+ * audited as permission_denied).
+ */
+struct ea_principal *route_caller(
+    struct http_req *r, const char *perm, enum MHD_Result *ret);
+
 /* routes_revocations.c */
 enum MHD_Result route_revocations(struct http_req *r);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "authn/authn.h"
 #include "daemon/daemon.h"
 #include "daemon/limits.h"
@@ -59,15 +60,6 @@ address_key(const char *ip, char *out, size_t cap)
 		snprintf(out, cap, "%s", ip);
 }
 
-static double
-mono(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 int
 limits_init(const struct cfg *c)
 {
@@ -119,8 +111,8 @@ limits_admit(struct http_req *r, void *cls, enum MHD_Result *ret)
 
 	(void)cls;
 	if (g >= LIM_NGROUPS || rates[g] == NULL ||
-	    rl_take(
-		rates[g], r->client_ip, strlen(r->client_ip), 1, mono(), &info))
+	    rl_take(rates[g], r->client_ip, strlen(r->client_ip), 1,
+		clock_mono(), &info))
 		return 0;
 	atomic_fetch_add_explicit(&throttled_rate[g], 1, memory_order_relaxed);
 	trail_event(LOG_WARN, "throttled", LS("request_id", r->id),
@@ -173,7 +165,7 @@ regulate_check(const char *canon, const char *key, enum rg_key *why)
 		if (wait >= 0)
 			return wait;
 	}
-	return rg_check(regulator, canon, key, mono(), why);
+	return rg_check(regulator, canon, key, clock_mono(), why);
 }
 
 int

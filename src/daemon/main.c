@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/revoked.h"
 #include "http/server.h"
 #include "session/redis.h"
 #include "session/session.h"
@@ -248,6 +249,7 @@ daemon_reload(void)
 	rt_release(ort);
 	apply_log_settings(n);
 	warn_insecure(n);
+	revoked_set_keep(n->tokens.access_ttl + n->tokens.leeway);
 	rt_swap(nrt);
 	trail_event(LOG_INFO, "reloaded", LS("config", path), LOG_END);
 	pthread_mutex_unlock(&reload_lock);
@@ -405,6 +407,12 @@ main(int argc, char **argv)
 		snprintf(err, sizeof(err), "out of memory for the limiters");
 		goto fail;
 	}
+	/* After the signal mask: the thread takes no signals. */
+	if (revoked_start(
+		daemon_store, c->tokens.access_ttl + c->tokens.leeway) == -1) {
+		snprintf(err, sizeof(err), "cannot start a thread");
+		goto fail;
+	}
 	daemon_pool = authn_pool_new(
 	    (unsigned int)c->workers.threads, (unsigned int)c->workers.queue);
 	if (daemon_pool == NULL) {
@@ -468,6 +476,7 @@ main(int argc, char **argv)
 	}
 	log_event(LOG_INFO, "stopping", LS("signal", strsignal(sig)), LOG_END);
 	shutdown_gracefully();
+	revoked_stop();
 	sess_close(daemon_store);
 	limits_free();
 	free(cert);
@@ -483,6 +492,7 @@ fail:
 	}
 	free(cert);
 	authn_pool_free(daemon_pool);
+	revoked_stop();
 	sess_close(daemon_store);
 	limits_free();
 	rt_release(rt);

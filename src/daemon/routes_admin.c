@@ -53,13 +53,11 @@ admin_job_free(void *p)
 	free(a);
 }
 
-/*
- * The caller: a verified token of a live session granting perm. Returns
- * the principal (release with gv_release()), or NULL after answering.
- */
-static struct ea_principal *
-admin_of(struct http_req *r, const char *perm, enum MHD_Result *ret)
+struct ea_principal *
+route_caller(struct http_req *r, const char *perm, enum MHD_Result *ret)
 {
+	char www[160];
+
 	const struct rt *rt = req_rt(r);
 	struct ea_principal *p = NULL;
 	struct sess_info info;
@@ -86,15 +84,16 @@ admin_of(struct http_req *r, const char *perm, enum MHD_Result *ret)
 		return NULL;
 	}
 	if (!pol_scope_permits(p->scope, perm)) {
-		trail_event(LOG_WARN, "admin_denied", LS("request_id", r->id),
-		    LS("actor", p->sub), LS("needs", perm), LOG_END);
+		trail_event(LOG_WARN, "permission_denied",
+		    LS("request_id", r->id), LS("actor", p->sub),
+		    LS("client", r->client_ip), LS("needs", perm), LOG_END);
 		gv_release(p);
+		snprintf(www, sizeof(www),
+		    "Bearer error=\"insufficient_scope\", scope=\"%s\"", perm);
 		*ret = http_problem(r, 403,
 		    "the token does not grant this operation",
 		    (struct http_header[]){
-			{"WWW-Authenticate",
-			    "Bearer error=\"insufficient_scope\""},
-			{NULL, NULL}});
+			{"WWW-Authenticate", www}, {NULL, NULL}});
 		return NULL;
 	}
 	return p;
@@ -124,7 +123,7 @@ route_admin_roles_get(struct http_req *r)
 	json_t *roles, *body;
 	char etag[80];
 
-	if ((p = admin_of(r, "admin:roles", &ret)) == NULL)
+	if ((p = route_caller(r, "admin:roles", &ret)) == NULL)
 		return ret;
 	gv_release(p);
 	if ((roles = pol_to_json(rt->roles)) == NULL)
@@ -334,7 +333,7 @@ roles_change(struct http_req *r, int put)
 	enum MHD_Result ret;
 	struct job *j;
 
-	if ((p = admin_of(r, "admin:roles", &ret)) == NULL)
+	if ((p = route_caller(r, "admin:roles", &ret)) == NULL)
 		return ret;
 	if (!role_name_valid(role)) {
 		gv_release(p);
@@ -446,7 +445,7 @@ route_admin_explain(struct http_req *r)
 	enum MHD_Result ret;
 	struct job *j;
 
-	if ((p = admin_of(r, "admin:roles", &ret)) == NULL)
+	if ((p = route_caller(r, "admin:roles", &ret)) == NULL)
 		return ret;
 	gv_release(p);
 	if (user == NULL || !authn_username_ok(user, strlen(user)))
@@ -469,7 +468,7 @@ route_admin_sessions_get(struct http_req *r)
 	json_t *out, *list;
 	size_t n = 0, i;
 
-	if ((p = admin_of(r, "admin:sessions", &ret)) == NULL)
+	if ((p = route_caller(r, "admin:sessions", &ret)) == NULL)
 		return ret;
 	gv_release(p);
 	if (user == NULL || !authn_username_ok(user, strlen(user)))
@@ -537,7 +536,7 @@ revoke_sessions(struct http_req *r, const char *sid, const char *user)
 	enum MHD_Result ret;
 	struct job *j;
 
-	if ((p = admin_of(r, "admin:sessions", &ret)) == NULL)
+	if ((p = route_caller(r, "admin:sessions", &ret)) == NULL)
 		return ret;
 	if ((j = job_new(r, "", 0)) == NULL ||
 	    (a = calloc(1, sizeof(*a))) == NULL) {

@@ -39,51 +39,16 @@
 static int
 feed_allowed(struct http_req *r, enum MHD_Result *ret)
 {
-	const struct rt *rt = req_rt(r);
-	const struct cfg *c = rt->cfg;
-	struct ea_principal *p = NULL;
-	struct sess_info info;
-	enum tok_err why = TOK_OK;
-	const char *tok;
-	size_t len;
-	int rc, ok = 0;
+	const struct cfg *c = req_rt(r)->cfg;
+	struct ea_principal *p;
 
 	if (net_cidr_match(c->listen.revocations_allow.v,
 		c->listen.revocations_allow.n, r->client_addr))
 		return 1;
-	if ((rc = http_bearer(r, &tok, &len)) != 1 ||
-	    gv_verify(rt->verifier, tok, len, (long long)time(NULL), &p,
-		&why) == -1 ||
-	    p->sid == NULL ||
-	    sess_get(daemon_store, p->sid, (long long)time(NULL),
-		c->tokens.refresh_idle, &info) != SESS_OK) {
-		*ret = http_problem(r, 401,
-		    rc == 0 ? "an access token is required"
-			    : "the access token is not valid",
-		    (struct http_header[]){
-			{"WWW-Authenticate",
-			    rc == 0 ? "Bearer realm=\"emailauth\""
-				    : "Bearer error=\"invalid_token\""},
-			{NULL, NULL}});
-		goto out;
-	}
-	if (!pol_scope_permits(p->scope, FEED_PERMISSION)) {
-		log_event(LOG_WARN, "revocations_denied",
-		    LS("request_id", r->id), LS("actor", p->sub),
-		    LS("client", r->client_ip), LOG_END);
-		*ret = http_problem(r, 403,
-		    "the token does not grant this operation",
-		    (struct http_header[]){
-			{"WWW-Authenticate",
-			    "Bearer error=\"insufficient_scope\", "
-			    "scope=\"" FEED_PERMISSION "\""},
-			{NULL, NULL}});
-		goto out;
-	}
-	ok = 1;
-out:
+	if ((p = route_caller(r, FEED_PERMISSION, ret)) == NULL)
+		return 0;
 	gv_release(p);
-	return ok;
+	return 1;
 }
 
 /* Parses since: 1 to SINCE_DIGITS decimal digits. 0 or -1. */

@@ -3,12 +3,17 @@
  * Traefik forwardAuth. The Bearer token is verified in process (cached
  * until it expires); X-Required-Permission, when sent, must be granted by
  * its scope. 200 carries X-Auth-User, X-Auth-Roles, X-Auth-Email for the
- * proxy to pass upstream; 401 / 403 otherwise. Nothing here blocks.
+ * proxy to pass upstream; 401 / 403 otherwise. A token of a revoked or
+ * logged-out session is refused within about a second (revoked.c); while
+ * the store cannot say which sessions are revoked, 503. Nothing here
+ * blocks.
  */
 #include <string.h>
 #include <time.h>
 
 #include "daemon/daemon.h"
+#include "daemon/jobs.h"
+#include "daemon/revoked.h"
 #include "log/log.h"
 #include "policy/policy.h"
 
@@ -42,6 +47,23 @@ route_verify(struct http_req *r)
 		    (struct http_header[]){
 			{"WWW-Authenticate", "Bearer error=\"invalid_token\""},
 			{NULL, NULL}});
+	}
+	switch (revoked_check(p->sid, (long long)time(NULL))) {
+	case REVOKED_NO:
+		break;
+	case REVOKED_YES:
+		gv_release(p);
+		log_event(LOG_INFO, "token_refused", LS("request_id", r->id),
+		    LS("reason", "session_revoked"), LS("client", r->client_ip),
+		    LOG_END);
+		return http_problem(r, 401, "the access token is not valid",
+		    (struct http_header[]){
+			{"WWW-Authenticate", "Bearer error=\"invalid_token\""},
+			{NULL, NULL}});
+	case REVOKED_STALE:
+		gv_release(p);
+		return http_problem(r, 503, UNAVAILABLE,
+		    (struct http_header[]){{"Retry-After", "5"}, {NULL, NULL}});
 	}
 	need = http_header(r, "X-Required-Permission");
 	if (http_header_count(r, "X-Required-Permission") > 1) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "emailauth/guard.h"
 #include "guard/fetch.h"
 #include "guard/revoke.h"
@@ -54,15 +55,6 @@ glog(struct ea_guard *g, enum ea_log_level lvl, const char *fmt, ...)
 	g->log(g->log_cls, lvl, msg);
 }
 
-static double
-mono(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static char **
 copy_list(const char *const *v, size_t *n_r)
 {
@@ -96,7 +88,7 @@ refresh_keys(struct ea_guard *g, int force)
 	struct tok_keyset *ks;
 	char err[256], *body;
 	size_t len;
-	double now = mono();
+	double now = clock_mono();
 	int ret = 0;
 
 	if (g->jwks_url == NULL)
@@ -352,8 +344,8 @@ ip_allowed(struct ea_guard *g, struct http_req *r, enum MHD_Result *ret_r)
 		*ret_r = http_problem(r, 400, "no client address", NULL);
 		return 0;
 	}
-	if (rl_take(
-		g->rl_ip, r->client_ip, strlen(r->client_ip), 1, mono(), &info))
+	if (rl_take(g->rl_ip, r->client_ip, strlen(r->client_ip), 1,
+		clock_mono(), &info))
 		return 1;
 	glog(g, EA_LOG_INFO, "request %s: rate limited: client %s", r->id,
 	    r->client_ip);
@@ -451,7 +443,8 @@ ea_guard_check(struct ea_guard *g, struct MHD_Connection *c,
 		}
 	}
 	if (g->rl_sub != NULL &&
-	    !rl_take(g->rl_sub, p->sub, strlen(p->sub), 1, mono(), &info)) {
+	    !rl_take(
+		g->rl_sub, p->sub, strlen(p->sub), 1, clock_mono(), &info)) {
 		glog(g, EA_LOG_INFO, "request %s: rate limited: subject %s",
 		    r.id, p->sub);
 		*ret_r = too_many(&r, &info);

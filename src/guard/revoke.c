@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "util/clock.h"
 #include "guard/fetch.h"
 #include "guard/revoke.h"
 
@@ -78,15 +79,6 @@ rlog(struct grev *r, enum ea_log_level lvl, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	r->log(r->log_cls, lvl, msg);
-}
-
-static double
-mono(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 static int
@@ -277,7 +269,7 @@ install(struct grev *r, struct revs *got, long long now)
 	old = r->set;
 	r->set = all.v;
 	r->n = all.n;
-	r->last_ok = mono();
+	r->last_ok = clock_mono();
 	pthread_rwlock_unlock(&r->lock);
 	all.v = NULL;
 	free(old);
@@ -438,7 +430,7 @@ grev_check(struct grev *r, const char *sid, long long now)
 	memset(&key, 0, sizeof(key));
 	memcpy(key.sid, sid, n);
 	pthread_rwlock_rdlock(&r->lock);
-	if (r->last_ok == 0 || mono() - r->last_ok > r->max_stale)
+	if (r->last_ok == 0 || clock_mono() - r->last_ok > r->max_stale)
 		st = GREV_STALE;
 	else if (r->n > 0 &&
 	    (e = bsearch(&key, r->set, r->n, sizeof(*r->set), rev_cmp)) !=

@@ -18,6 +18,7 @@
 
 #include "log/audit.h"
 #include "log/syslog_sink.h"
+#include "util/str.h"
 
 /* ,"hash":"<64 hex>"} */
 #define HASH_FIELD     ",\"hash\":\""
@@ -48,19 +49,13 @@ static const char zero_hash[AUDIT_HASH_HEX + 1] =
 static void
 sha256_hex(const char *p, size_t n, char hex[AUDIT_HASH_HEX + 1])
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char md[32];
 	unsigned int mdlen = 0;
-	size_t i;
 
 	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
 	    mdlen != sizeof(md))
 		memset(md, 0, sizeof(md));
-	for (i = 0; i < sizeof(md); i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 15];
-	}
-	hex[AUDIT_HASH_HEX] = '\0';
+	str_hex(hex, md, sizeof(md));
 }
 
 static int

@@ -46,10 +46,12 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include "util/clock.h"
 #include "log/log.h"
 #include "session/redis.h"
 #include "util/b64.h"
 #include "util/sec.h"
+#include "util/str.h"
 
 #define TOKEN_BYTES  32
 #define SID_BYTES    16
@@ -230,28 +232,6 @@ store_of(struct sess_store *s)
 	return (struct redis_store *)(void *)s;
 }
 
-static double
-mono(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void
-hex(char *dst, const unsigned char *src, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		dst[2 * i] = digits[src[i] >> 4];
-		dst[2 * i + 1] = digits[src[i] & 15];
-	}
-	dst[2 * n] = '\0';
-}
-
 /* Logs a failure of op; what never holds a secret. */
 static void
 store_fail(const char *op, const char *what)
@@ -391,7 +371,7 @@ stale(redisContext *c)
 static void
 mark_down(struct redis_store *st)
 {
-	double t = mono() + RETRY_AFTER;
+	double t = clock_mono() + RETRY_AFTER;
 
 	if (t > st->down_until)
 		st->down_until = t;
@@ -425,7 +405,7 @@ acquire(struct redis_store *st)
 	dl.tv_sec += st->tv.tv_sec > 0 ? st->tv.tv_sec : 1;
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		if (mono() < st->down_until)
+		if (clock_mono() < st->down_until)
 			break;
 		while (st->nidle > 0) {
 			c = st->idle[--st->nidle];
@@ -566,7 +546,7 @@ token_key(const char *token, char *key, size_t cap)
 
 	if (SHA256((const unsigned char *)token, strlen(token), h) == NULL)
 		goto out;
-	hex(hx, h, sizeof(h));
+	str_hex(hx, h, sizeof(h));
 	n = snprintf(key, cap, P "t:%s", hx);
 	if (n > 0 && (size_t)n < cap)
 		ret = 0;
@@ -1180,7 +1160,7 @@ sess_redis_open(const struct sess_redis_options *o, struct sess_store **r,
 	}
 	for (i = 0; i < RDS_NSCRIPTS; i++) {
 		SHA1((const unsigned char *)scripts[i], strlen(scripts[i]), md);
-		hex(st->sha[i], md, sizeof(md));
+		str_hex(st->sha[i], md, sizeof(md));
 	}
 	*r = &st->base;
 	st = NULL;

@@ -6,8 +6,11 @@ import jwt
 import pytest
 
 import secrets_scan
-from authflow import USERS
+from authflow import USERS, remember_tokens
 from test_login import auth  # noqa: F401 (fixture)
+
+
+DROP = object()
 
 
 def forge(auth, **claims):
@@ -18,6 +21,8 @@ def forge(auth, **claims):
     base = jwt.decode(doc["access_token"], options={"verify_signature": False})
     kid = jwt.get_unverified_header(doc["access_token"])["kid"]
     base.update(claims)
+    for k in [k for k, v in claims.items() if v is DROP]:
+        del base[k]
     with open(auth.tmp / "state" / "keys" / "current.pem", "rb") as f:
         key = f.read()
     tok = jwt.encode(base, key, algorithm="ES256", headers={"kid": kid})
@@ -80,3 +85,42 @@ def test_expired_token_leaves_the_cache(auth):
     # cached or not.
     old = forge(auth, exp=int(time.time()) - 40)
     assert verify(auth, old)[0] == 401
+
+
+def wait_status(auth, tok, want, seconds=5):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        st = verify(auth, tok)[0]
+        if st == want:
+            return st
+        time.sleep(0.1)
+    return st
+
+
+def test_a_logged_out_sessions_token_is_refused_within_seconds(auth):
+    st, _, doc = auth.api.login("bob", USERS["bob"][0])
+    remember_tokens(doc)
+    tok = doc["access_token"]
+    assert verify(auth, tok)[0] == 200  # cached now
+    t0 = time.time()
+    assert auth.api.logout(doc["refresh_token"])[0] == 204
+    assert wait_status(auth, tok, 401) == 401
+    assert time.time() - t0 < 5
+    # Another session of the same user is untouched.
+    st, _, doc2 = auth.api.login("bob", USERS["bob"][0])
+    remember_tokens(doc2)
+    assert verify(auth, doc2["access_token"])[0] == 200
+    # An admin's revoke-all ends that one too.
+    _, _, adm = auth.api.login("alice", USERS["alice"][0])
+    remember_tokens(adm)
+    st, _, _ = auth.api.call(
+        "DELETE", "/v1/admin/sessions?user=bob",
+        headers={"Authorization": "Bearer " + adm["access_token"]})
+    assert st == 200
+    assert wait_status(auth, doc2["access_token"], 401) == 401
+
+
+def test_a_token_without_a_session_is_refused(auth):
+    tok = forge(auth, sid=DROP)
+    assert "sid" not in jwt.decode(tok, options={"verify_signature": False})
+    assert verify(auth, tok)[0] == 401
