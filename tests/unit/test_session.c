@@ -1,9 +1,10 @@
 /*
  * Unit tests for src/session/: the wrappers and the SQLite store. Every
- * time is an explicit `now`; nothing sleeps. Each test runs on a store in a
- * fresh directory under /tmp, removed afterwards; a second raw SQLite
- * connection looks into the database and breaks it where a test needs a
- * failing store.
+ * time is an explicit `now`; only the group-commit tests sleep, briefly,
+ * to line changes up behind a write lock held by another connection. Each test
+ * runs on a store in a fresh directory under /tmp, removed afterwards; a second
+ * raw SQLite connection looks into the database and breaks it where a test
+ * needs a failing store.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -15,6 +16,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1182,6 +1184,430 @@ test_schema_upgrade(void **state)
 	rm_dir(dir);
 }
 
+/*
+ * Group commit. The store queues concurrent changes and commits them in
+ * batches; each change must still get its own, correct result, be
+ * durable before it is answered, and be undone alone when it fails.
+ */
+
+/* Reads a big-endian 32-bit integer. */
+static uint32_t
+be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * The number of commits in dir's WAL file since it was last reset: the
+ * frames of the current generation (salts as in the header) that end a
+ * transaction (non-zero "database size" field).
+ */
+static long long
+wal_commits(const char *dir)
+{
+	unsigned char hdr[32], fh[24];
+	char p[PATH_MAX];
+	long long n = 0;
+	uint32_t psz;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/sessions.db-wal", dir);
+	assert_non_null(f = fopen(p, "rb"));
+	if (fread(hdr, 1, sizeof(hdr), f) == sizeof(hdr)) {
+		psz = be32(hdr + 8) == 1 ? 65536 : be32(hdr + 8);
+		while (fread(fh, 1, sizeof(fh), f) == sizeof(fh) &&
+		    memcmp(fh + 8, hdr + 16, 8) == 0) {
+			n += be32(fh + 4) != 0;
+			if (fseek(f, psz, SEEK_CUR) != 0)
+				break;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+enum gkind {
+	G_CREATE,
+	G_ROTATE,
+	G_PEEK,
+	G_REVOKE,
+	G_REVOKE_USER,
+	G_LOGOUT
+};
+
+/* One change run on a thread of its own. */
+struct gop {
+	enum gkind kind;
+	const char *arg;       /* the sub, token or sid */
+	enum sess_result want; /* checked by check_gops() */
+	struct sess_store *st;
+	atomic_int *arrived;
+	enum sess_result res;
+	char sid[SESS_ID_SIZE], tok[SESS_TOKEN_SIZE];
+	struct sess_info info;
+	unsigned int count;
+};
+
+static void *
+gop_run(void *arg)
+{
+	struct gop *g = arg;
+
+	atomic_fetch_add(g->arrived, 1);
+	switch (g->kind) {
+	case G_CREATE:
+		g->res = sess_create(
+		    g->st, g->arg, "ldap", "", T0, TTL, g->sid, g->tok);
+		break;
+	case G_ROTATE:
+		g->res =
+		    sess_rotate(g->st, g->arg, T0 + 5, IDLE, g->tok, &g->info);
+		break;
+	case G_PEEK:
+		g->res = sess_peek(g->st, g->arg, T0 + 5, IDLE, &g->info);
+		break;
+	case G_REVOKE:
+		g->res = sess_revoke(g->st, g->arg, T0 + 5);
+		break;
+	case G_REVOKE_USER:
+		g->res = sess_revoke_user(g->st, g->arg, T0 + 5, &g->count);
+		break;
+	case G_LOGOUT:
+		g->res = sess_revoke_token(g->st, g->arg, T0 + 5);
+		break;
+	}
+	return NULL;
+}
+
+/* Waits until *n reached want, then lets the threads queue up. */
+static void
+await_arrivals(atomic_int *n, int want)
+{
+	int i;
+
+	for (i = 0; atomic_load(n) < want && i < 10000; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(n), want);
+	usleep(200 * 1000);
+}
+
+/*
+ * Runs the n changes of v so that v[1..] share one batch: another
+ * connection holds the write lock while v[0] (alone) takes the lead and
+ * waits for it, and the others queue up behind; then the lock goes.
+ * Returns the number of commits the changes took.
+ */
+static long long
+run_gops(struct fx *fx, struct gop *v, size_t n)
+{
+	pthread_t th[32];
+	atomic_int arrived;
+	char p[PATH_MAX];
+	sqlite3 *db = NULL;
+	long long c0;
+	size_t i;
+
+	assert_true(n <= 32);
+	atomic_init(&arrived, 0);
+	snprintf(p, sizeof(p), "%s/sessions.db", fx->dir);
+	assert_int_equal(
+	    sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	c0 = wal_commits(fx->dir);
+	for (i = 0; i < n; i++) {
+		memset(v[i].sid, 0x5a, sizeof(v[i].sid));
+		memset(v[i].tok, 0x5a, sizeof(v[i].tok));
+		memset(&v[i].info, 0x5a, sizeof(v[i].info));
+		v[i].count = 0x5a5a5a5a;
+		v[i].st = fx->st;
+		v[i].arrived = &arrived;
+		v[i].res = SESS_ERROR;
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, gop_run, &v[i]), 0);
+		if (i == 0)
+			await_arrivals(&arrived, 1);
+	}
+	await_arrivals(&arrived, (int)n);
+	assert_int_equal(
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	for (i = 0; i < n; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	return wal_commits(fx->dir) - c0;
+}
+
+/* Each change got what it wanted; failed ones left their outputs alone. */
+static void
+check_gops(const struct gop *v, size_t n)
+{
+	unsigned char fill[sizeof(struct sess_info)];
+	size_t i;
+
+	memset(fill, 0x5a, sizeof(fill));
+	for (i = 0; i < n; i++) {
+		if (v[i].res != v[i].want)
+			fail_msg("change %zu (%d, %s): got %s, want %s", i,
+			    (int)v[i].kind, v[i].arg, res_name(v[i].res),
+			    res_name(v[i].want));
+		if (v[i].res == SESS_OK)
+			continue;
+		assert_memory_equal(v[i].sid, fill, sizeof(v[i].sid));
+		assert_memory_equal(v[i].tok, fill, sizeof(v[i].tok));
+		assert_memory_equal(&v[i].info, fill, sizeof(v[i].info));
+	}
+}
+
+/*
+ * One batch of mixed changes, two of which fail half-way (a trigger
+ * refuses their token): each gets its own result, the failed ones are
+ * undone entirely (no session row without its token, no token retired),
+ * a reuse still revokes its session, and the others are committed.
+ */
+static void
+test_group_mixed(void **state)
+{
+	struct fx *fx = *state;
+	char sa[SESS_ID_SIZE], a0[SESS_TOKEN_SIZE], a1[SESS_TOKEN_SIZE];
+	char sb[SESS_ID_SIZE], tb[SESS_TOKEN_SIZE], sc[SESS_ID_SIZE];
+	char tc[SESS_TOKEN_SIZE], sd[SESS_ID_SIZE], td[SESS_TOKEN_SIZE];
+	char se[SESS_ID_SIZE], te[SESS_TOKEN_SIZE], sg[SESS_ID_SIZE];
+	char tg[SESS_TOKEN_SIZE], sh[SESS_ID_SIZE], th[SESS_TOKEN_SIZE];
+	struct sess_info info;
+	struct gop v[] = {
+	    {.kind = G_CREATE, .arg = "pilot", .want = SESS_OK},
+	    {.kind = G_CREATE, .arg = "eve", .want = SESS_OK},
+	    {.kind = G_CREATE, .arg = "boom-x", .want = SESS_ERROR},
+	    {.kind = G_ROTATE, .arg = a0, .want = SESS_REUSED},
+	    {.kind = G_ROTATE, .arg = tb, .want = SESS_OK},
+	    {.kind = G_ROTATE, .arg = tc, .want = SESS_ERROR},
+	    {.kind = G_REVOKE, .arg = sd, .want = SESS_OK},
+	    {.kind = G_PEEK, .arg = te, .want = SESS_OK},
+	    {.kind = G_REVOKE_USER, .arg = "gus", .want = SESS_OK},
+	    {.kind = G_LOGOUT, .arg = th, .want = SESS_OK},
+	    {.kind = G_CREATE, .arg = "fay", .want = SESS_OK},
+	    {.kind = G_ROTATE, .arg = UNKNOWN_TOKEN, .want = SESS_NOT_FOUND},
+	};
+	size_t n = sizeof(v) / sizeof(v[0]);
+	long long commits;
+
+	new_session(fx->st, "ann", T0, TTL, sa, a0);
+	memcpy(a1, a0, sizeof(a1));
+	rotate_ok(fx->st, a1, T0 + 1);
+	new_session(fx->st, "bob", T0, TTL, sb, tb);
+	new_session(fx->st, "boom-c", T0, TTL, sc, tc);
+	new_session(fx->st, "dan", T0, TTL, sd, td);
+	new_session(fx->st, "eli", T0, TTL, se, te);
+	new_session(fx->st, "gus", T0, TTL, sg, tg);
+	new_session(fx->st, "gus", T0, TTL, sg, tg);
+	new_session(fx->st, "hal", T0, TTL, sh, th);
+	raw_exec(fx->dir,
+	    "CREATE TRIGGER boom BEFORE INSERT ON tokens"
+	    " WHEN (SELECT sub FROM sessions WHERE sid = NEW.sid)"
+	    " LIKE 'boom%'"
+	    " BEGIN SELECT RAISE(ABORT, 'boom'); END");
+
+	commits = run_gops(fx, v, n);
+	check_gops(v, n);
+	/* The pilot's commit, then one for all the others. */
+	if (commits < 1 || commits > 2)
+		fail_msg("%zu changes took %lld commits", n, commits);
+
+	/* The created sessions are there, with their own tokens. */
+	assert_string_not_equal(v[0].sid, v[1].sid);
+	assert_string_not_equal(v[1].sid, v[10].sid);
+	assert_string_not_equal(v[1].tok, v[10].tok);
+	CHECK("eve", sess_peek(fx->st, v[1].tok, T0 + 6, IDLE, &info), SESS_OK);
+	assert_string_equal(info.sid, v[1].sid);
+	assert_string_equal(info.sub, "eve");
+	CHECK(
+	    "fay", sess_peek(fx->st, v[10].tok, T0 + 6, IDLE, &info), SESS_OK);
+	assert_string_equal(info.sub, "fay");
+	/* The failed create left no session row behind. */
+	assert_int_equal(raw_int(fx->dir,
+			     "SELECT count(*) FROM sessions"
+			     " WHERE sub = 'boom-x'"),
+	    0);
+	/* The reuse revoked ann's session; bob's rotation took. */
+	CHECK("ann", sess_get(fx->st, sa, T0 + 6, IDLE, &info), SESS_REVOKED);
+	assert_string_equal(v[4].info.sid, sb);
+	assert_int_equal(v[4].info.last_used, T0 + 5);
+	CHECK(
+	    "bob old", sess_peek(fx->st, tb, T0 + 6, IDLE, &info), SESS_REUSED);
+	/* The failed rotation retired nothing: c's token still works. */
+	raw_exec(fx->dir, "DROP TRIGGER boom");
+	rotate_ok(fx->st, tc, T0 + 7);
+	CHECK("dan", sess_get(fx->st, sd, T0 + 6, IDLE, &info), SESS_REVOKED);
+	assert_string_equal(v[7].info.sid, se);
+	CHECK("eli", sess_get(fx->st, se, T0 + 6, IDLE, &info), SESS_OK);
+	assert_int_equal(info.last_used, T0);
+	assert_int_equal(v[8].count, 2);
+	CHECK("hal", sess_get(fx->st, sh, T0 + 6, IDLE, &info), SESS_REVOKED);
+}
+
+/*
+ * A batch whose COMMIT fails (a deferred foreign key, checked only then)
+ * answers SESS_ERROR to every change in it, with outputs untouched, and
+ * none of them is in the database; the batch before and the change after
+ * are unaffected.
+ */
+static void
+test_group_commit_fails(void **state)
+{
+	struct fx *fx = *state;
+	struct gop v[] = {
+	    {.kind = G_CREATE, .arg = "pilot", .want = SESS_OK},
+	    {.kind = G_CREATE, .arg = "p1", .want = SESS_ERROR},
+	    {.kind = G_CREATE, .arg = "poison", .want = SESS_ERROR},
+	    {.kind = G_CREATE, .arg = "p2", .want = SESS_ERROR},
+	    {.kind = G_CREATE, .arg = "p3", .want = SESS_ERROR},
+	};
+	size_t n = sizeof(v) / sizeof(v[0]);
+	char sid[SESS_ID_SIZE], tok[SESS_TOKEN_SIZE];
+	struct sess_info info;
+	long long commits;
+
+	raw_exec(fx->dir,
+	    "CREATE TABLE poison (sid TEXT REFERENCES sessions(sid)"
+	    " DEFERRABLE INITIALLY DEFERRED);"
+	    "CREATE TRIGGER poison AFTER INSERT ON sessions"
+	    " WHEN NEW.sub = 'poison'"
+	    " BEGIN INSERT INTO poison VALUES ('none'); END");
+	commits = run_gops(fx, v, n);
+	check_gops(v, n);
+	assert_int_equal(commits, 1);
+	assert_int_equal(raw_int(fx->dir, "SELECT count(*) FROM sessions"), 1);
+	assert_int_equal(raw_int(fx->dir, "SELECT count(*) FROM tokens"), 1);
+	CHECK("pilot", sess_peek(fx->st, v[0].tok, T0, IDLE, &info), SESS_OK);
+	assert_string_equal(info.sub, "pilot");
+	new_session(fx->st, "after", T0, TTL, sid, tok);
+	assert_int_equal(raw_int(fx->dir, "SELECT count(*) FROM sessions"), 2);
+}
+
+#define GROUPERS 16
+#define CREATES  4
+#define ROTATES  3
+
+/* A thread of test_group_concurrent: its sessions, their last tokens. */
+struct grouper {
+	struct sess_store *st;
+	pthread_barrier_t *go;
+	char sub[24];
+	char sid[CREATES][SESS_ID_SIZE];
+	char tok[CREATES][1 + ROTATES][SESS_TOKEN_SIZE];
+	char err[128]; /* the first thing that went wrong */
+};
+
+static void *
+grouper(void *arg)
+{
+	struct grouper *g = arg;
+	struct sess_info info;
+	enum sess_result res;
+	int i, j;
+
+	pthread_barrier_wait(g->go);
+	for (i = 0; i < CREATES && g->err[0] == '\0'; i++) {
+		res = sess_create(
+		    g->st, g->sub, "pam", "", T0, TTL, g->sid[i], g->tok[i][0]);
+		if (res != SESS_OK)
+			snprintf(g->err, sizeof(g->err), "create %d: %s", i,
+			    res_name(res));
+		for (j = 1; j <= ROTATES && g->err[0] == '\0'; j++) {
+			res = sess_rotate(g->st, g->tok[i][j - 1], T0 + j, IDLE,
+			    g->tok[i][j], &info);
+			if (res != SESS_OK)
+				snprintf(g->err, sizeof(g->err),
+				    "rotate %d.%d: %s", i, j, res_name(res));
+			else if (strcmp(info.sid, g->sid[i]) != 0 ||
+			    strcmp(info.sub, g->sub) != 0 ||
+			    info.last_used != T0 + j)
+				snprintf(g->err, sizeof(g->err),
+				    "rotate %d.%d: session %.22s of %.32s", i,
+				    j, info.sid, info.sub);
+		}
+	}
+	return NULL;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * Sixteen threads create and rotate sessions at once: every answer is the
+ * caller's own (its session, its user), every sid and token is distinct,
+ * and the database holds exactly what was answered.
+ */
+static void
+test_group_concurrent(void **state)
+{
+	struct fx *fx = *state;
+	static struct grouper g[GROUPERS];
+	static char toks[GROUPERS * CREATES * (1 + ROTATES)][SESS_TOKEN_SIZE];
+	static char sids[GROUPERS * CREATES][SESS_ID_SIZE];
+	pthread_t th[GROUPERS];
+	pthread_barrier_t go;
+	struct sess_info info;
+	char next[SESS_TOKEN_SIZE];
+	size_t nt = 0, ns = 0, k;
+	int i, j, r;
+
+	assert_int_equal(pthread_barrier_init(&go, NULL, GROUPERS), 0);
+	for (i = 0; i < GROUPERS; i++) {
+		memset(&g[i], 0, sizeof(g[i]));
+		g[i].st = fx->st;
+		g[i].go = &go;
+		snprintf(g[i].sub, sizeof(g[i].sub), "user-%d", i);
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, grouper, &g[i]), 0);
+	}
+	for (i = 0; i < GROUPERS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (i = 0; i < GROUPERS; i++) {
+		if (g[i].err[0] != '\0')
+			fail_msg("%s: %s", g[i].sub, g[i].err);
+		for (j = 0; j < CREATES; j++) {
+			memcpy(sids[ns++], g[i].sid[j], SESS_ID_SIZE);
+			for (r = 0; r <= ROTATES; r++)
+				memcpy(toks[nt++], g[i].tok[j][r],
+				    SESS_TOKEN_SIZE);
+			/* The last token is the session's current one. */
+			CHECK("peek",
+			    sess_peek(fx->st, g[i].tok[j][ROTATES], T0 + 9,
+				IDLE, &info),
+			    SESS_OK);
+			assert_string_equal(info.sid, g[i].sid[j]);
+			assert_string_equal(info.sub, g[i].sub);
+			assert_int_equal(info.last_used, T0 + ROTATES);
+		}
+	}
+	qsort(sids, ns, SESS_ID_SIZE, cmp_str);
+	for (k = 1; k < ns; k++)
+		assert_string_not_equal(sids[k - 1], sids[k]);
+	qsort(toks, nt, SESS_TOKEN_SIZE, cmp_str);
+	for (k = 1; k < nt; k++)
+		assert_string_not_equal(toks[k - 1], toks[k]);
+	assert_int_equal(raw_int(fx->dir, "SELECT count(*) FROM sessions"),
+	    GROUPERS * CREATES);
+	assert_int_equal(
+	    raw_int(fx->dir, "SELECT count(*) FROM tokens"), (long long)nt);
+	assert_int_equal(
+	    raw_int(fx->dir, "SELECT count(*) FROM tokens WHERE state = 0"),
+	    GROUPERS * CREATES);
+	/* An earlier token of a chain is a reuse, as without batching. */
+	rotate_fails(fx->st, g[3].tok[1][1], T0 + 10, IDLE, SESS_REUSED,
+	    "rotated token");
+	CHECK("revoked",
+	    sess_rotate(
+		fx->st, g[3].tok[1][ROTATES], T0 + 10, IDLE, next, &info),
+	    SESS_REVOKED);
+}
+
 int
 main(void)
 {
@@ -1209,6 +1635,11 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_revoked_since, setup, teardown),
 	    cmocka_unit_test(test_schema_upgrade),
+	    cmocka_unit_test_setup_teardown(test_group_mixed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_group_commit_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_group_concurrent, setup, teardown),
 	};
 
 	/* Reuse warnings are expected by the dozen; keep the output short. */
