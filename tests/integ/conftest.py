@@ -45,10 +45,17 @@ VALGRIND_SKIP = {
     "test_no_timing_oracle_file_backend": "timing medians",
     "test_no_timing_oracle_ldap_backend": "timing medians",
     "test_slow_logins_do_not_delay_cheap_routes": "timing medians",
+    "test_pam_failure_delay_does_not_sleep_workers":
+        "timing: 50 sign-ins within one 3 s delay",
+    "test_guard_pages_through_a_big_feed":
+        "3,800 feed rows under valgrind outlast revocations_max_stale",
     "test_a_flood_of_names_stays_within_the_memory_bound":
         "throughput: 10000 logins",
     "test_hardening.py": "checks the ELF files, which binary() replaces "
                          "by wrapper scripts; same build flags as make",
+    "test_attack_abuse.py": "expects the next guess within the regulation "
+                            "delay; a sign-in under valgrind takes longer "
+                            "(test_abuse.py runs the same code)",
 }
 
 
