@@ -188,6 +188,9 @@ $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(B)/libcore.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# Unit tests of daemon parts link those objects too.
+$(B)/tests/test_revoked: $(B)/obj/src/daemon/revoked.o
+
 check: deps all $(UNIT_BIN) $(HELPER_BIN)
 	@$(MAKE) --no-print-directory B=$(B) SAN=$(SAN) unit integ
 

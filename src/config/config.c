@@ -545,6 +545,10 @@ parse_redis_uri(struct cfg *c, const char *u)
 	}
 	if (hl == 0 || hl > 253 || strpbrk(u + 8, "@?# \t") != NULL)
 		return -1;
+	/* Digits only: strtoll() would take a sign or spaces. */
+	if ((*p == ':' || *p == '/') && p[1] != '\0' &&
+	    (p[1] < '0' || p[1] > '9'))
+		return -1;
 	if (*p == ':') {
 		port = strtoll(p + 1, &end, 10);
 		if (end == p + 1 || port < 1 || port > 65535)

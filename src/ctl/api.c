@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "ctl/ctl.h"
+#include "guard/fetch.h"
 #include "util/file.h"
 #include "util/sec.h"
 
@@ -107,6 +108,7 @@ base_url(char *buf, size_t cap)
 	const char *u = ctl.url != NULL ? ctl.url : getenv("EMAILAUTH_URL");
 	const char *host;
 	struct cfg *c;
+	char err[256];
 	int n;
 
 	if (u != NULL) {
@@ -142,6 +144,12 @@ base_url(char *buf, size_t cap)
 	}
 	while (n > 0 && buf[n - 1] == '/')
 		buf[--n] = '\0';
+	/* The admin's token must not cross a network in clear. */
+	if (fetch_url_allowed(buf, "the daemon's URL", err, sizeof(err)) ==
+	    -1) {
+		fprintf(stderr, "emailauthctl: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 

@@ -31,6 +31,8 @@
 
 #define DEFAULT_CONFIG "/etc/emailauth/emailauthd.conf"
 #define USERS_MAX_SIZE (16 * 1024 * 1024)
+/* OWASP ASVS 2.1.1: passwords people choose have at least 12 characters. */
+#define PASSWORD_MIN_CHARS 12
 
 struct ctl_opts ctl = {DEFAULT_CONFIG, NULL, NULL, NULL, 0};
 
@@ -43,7 +45,8 @@ static const struct {
 	"      read a password (twice, without echo, on a terminal; one line\n"
 	"      from stdin otherwise) and print the file-backend line\n"
 	"      USER:HASH:GROUPS; with --update, write it into 'file.path'\n"
-	"      (keeping the user's groups unless --groups)              [offline]\n"},
+	"      (keeping the user's groups unless --groups); at least 12\n"
+	"      characters                                              [offline]\n"},
     {"keys",
 	"  keys list [--json]\n"
 	"      the signing keys in state_dir: slot, kid, algorithm      [offline]\n"
@@ -235,6 +238,17 @@ out:
 	return ret;
 }
 
+/* Characters (UTF-8 code points) in p[0..n). */
+static size_t
+chars(const char *p, size_t n)
+{
+	size_t i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += ((unsigned char)p[i] & 0xc0) != 0x80;
+	return c;
+}
+
 static int
 cmd_passwd(int argc, char **argv)
 {
@@ -282,6 +296,12 @@ cmd_passwd(int argc, char **argv)
 		fprintf(stderr,
 		    "emailauthctl: no valid password read "
 		    "(1-1024 bytes)\n");
+		goto out;
+	}
+	if (chars(pw, n) < PASSWORD_MIN_CHARS) {
+		fprintf(stderr,
+		    "emailauthctl: a password needs at least %d characters\n",
+		    PASSWORD_MIN_CHARS);
 		goto out;
 	}
 	if (isatty(STDIN_FILENO) &&

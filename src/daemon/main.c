@@ -289,6 +289,7 @@ static int
 open_store(const struct cfg *c, char *err, size_t errlen)
 {
 	struct sess_redis_options o;
+	long long http_threads;
 
 	if (strcmp(c->session.backend, "redis") != 0)
 		return sess_sqlite_open(
@@ -298,7 +299,13 @@ open_store(const struct cfg *c, char *err, size_t errlen)
 	o.port = (int)c->session.port;
 	o.db = (int)c->session.db;
 	o.password_file = c->session.password_file;
-	o.pool = (unsigned int)(c->workers.threads + 8);
+	/* Workers write sessions; HTTP threads count sign-ins (limits.c):
+	 * enough connections for all of them at once, or the counting would
+	 * fall back to this node alone under load. */
+	http_threads = c->listen.threads > 0 ? c->listen.threads
+					     : sysconf(_SC_NPROCESSORS_ONLN);
+	o.pool = (unsigned int)(c->workers.threads +
+	    (http_threads > 0 ? http_threads : 2) + 8);
 	if (sess_redis_open(&o, &daemon_store, err, errlen) == -1)
 		return -1;
 	if (strcmp(o.host, "127.0.0.1") != 0 && strcmp(o.host, "::1") != 0 &&
@@ -453,6 +460,7 @@ main(int argc, char **argv)
 	    LS("kid", tok_key_kid(tok_keyset_get(rt->keys, TOK_CURRENT))),
 	    LOG_END);
 	rt = NULL;
+	rt_reap_in_background();
 	for (;;) {
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == -1 && errno != EAGAIN)
@@ -480,6 +488,7 @@ main(int argc, char **argv)
 	sess_close(daemon_store);
 	limits_free();
 	free(cert);
+	rt_shutdown();
 	rt_swap(NULL);
 	trail_event(LOG_INFO, "stopped", LOG_END);
 	trail_close();
@@ -496,6 +505,7 @@ fail:
 	sess_close(daemon_store);
 	limits_free();
 	rt_release(rt);
+	rt_shutdown();
 	rt_swap(NULL);
 	return 1;
 }

@@ -110,34 +110,61 @@ merge(const struct sess_revocation *v, size_t n, long long now,
 	return 0;
 }
 
-/* One round: every revocation since since; 0 or -1. */
+/* Swaps the merge of v[0..n) into the set. 0 or -1. */
+static int
+take(const struct sess_revocation *v, size_t n, long long now)
+{
+	struct entry *nset, *old;
+	size_t nn;
+
+	if (merge(v, n, now, &nset, &nn) == -1)
+		return -1;
+	pthread_rwlock_wrlock(&lock);
+	old = set;
+	set = nset;
+	set_n = nn;
+	pthread_rwlock_unlock(&lock);
+	free(old);
+	return 0;
+}
+
+/*
+ * One round: every revocation since since; 0 or -1. A full page may end
+ * inside a second: that second is read again with the next page (since
+ * = its start; a sid read twice merges into one entry), and a second
+ * that fills a whole page is read with a larger one. A second too big
+ * even for SET_MAX fails the round, so the set goes stale (fail closed)
+ * rather than miss a revocation.
+ */
 static int
 poll_once(long long since, long long now)
 {
 	struct sess_revocation *v = NULL;
-	struct entry *nset, *old;
-	size_t n = 0, nn;
+	size_t n = 0, page = PAGE, keep;
 	int ret = -1;
 
 	for (;;) {
-		if (sess_revoked_since(store, since, PAGE, &v, &n) != SESS_OK)
+		if (sess_revoked_since(store, since, page, &v, &n) != SESS_OK)
 			return -1;
-		if (merge(v, n, now, &nset, &nn) == -1) {
-			free(v);
-			return -1;
-		}
-		pthread_rwlock_wrlock(&lock);
-		old = set;
-		set = nset;
-		set_n = nn;
-		pthread_rwlock_unlock(&lock);
-		free(old);
-		if (n < PAGE) {
-			ret = 0;
+		if (n < page) {
+			ret = take(v, n, now);
 			break;
 		}
-		/* A full page: go on after its last second. */
-		since = v[n - 1].revoked_at + 1;
+		if (v[0].revoked_at == v[n - 1].revoked_at) {
+			/* One second fills the page: read it whole. */
+			free(v);
+			v = NULL;
+			if (page >= SET_MAX)
+				break;
+			page = page * 10 > SET_MAX ? SET_MAX : page * 10;
+			continue;
+		}
+		for (keep = n; v[keep - 1].revoked_at == v[n - 1].revoked_at;)
+			keep--;
+		if (take(v, keep, now) == -1)
+			break;
+		since = v[n - 1].revoked_at;
+		page = PAGE;
 		free(v);
 		v = NULL;
 	}

@@ -144,10 +144,13 @@ route_revocations(struct http_req *r)
 			goto unavailable;
 		cut = page_cut(v, n, SECOND_MAX);
 		if (cut == 0 && n > 0) {
-			cut = SECOND_MAX;
-			log_event(LOG_ERROR, "revocations_truncated",
+			/* Cutting the second would hide revocations from
+			 * the guards: none rather than some (fail closed;
+			 * their copy goes stale and they deny). */
+			log_event(LOG_ERROR, "revocations_second_too_big",
 			    LI("second", v[0].revoked_at),
-			    LI("kept", SECOND_MAX), LOG_END);
+			    LI("max", SECOND_MAX), LOG_END);
+			goto unavailable;
 		}
 	}
 	more = cut < n;

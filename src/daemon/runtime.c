@@ -2,9 +2,11 @@
  * The runtime bundle: configuration + role map + keys + backends.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -160,12 +162,64 @@ rt_acquire(void)
 	return rt;
 }
 
+/*
+ * The last release of a runtime replaced by a reload often happens on an
+ * HTTP or worker thread, and freeing it can wait (an LDAP backend joins
+ * its probe thread, which may sit in a connect timeout): so it is freed
+ * on a thread of its own while the daemon serves (rt_reap_in_background()
+ * to rt_shutdown()).
+ */
+static atomic_int reaping;         /* runtimes being freed by a reaper */
+static atomic_int free_inline = 1; /* not serving: free on the caller's
+					 thread */
+
+static void *
+reap(void *arg)
+{
+	rt_free(arg);
+	atomic_fetch_sub(&reaping, 1);
+	return NULL;
+}
+
 void
 rt_release(struct rt *rt)
 {
-	if (rt != NULL &&
-	    atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) == 1)
+	pthread_attr_t a;
+	pthread_t t;
+	int started = 0;
+
+	if (rt == NULL ||
+	    atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (!atomic_load(&free_inline) && pthread_attr_init(&a) == 0) {
+		atomic_fetch_add(&reaping, 1);
+		if (pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED) ==
+			0 &&
+		    pthread_create(&t, &a, reap, rt) == 0)
+			started = 1;
+		else
+			atomic_fetch_sub(&reaping, 1);
+		pthread_attr_destroy(&a);
+	}
+	if (!started)
 		rt_free(rt);
+}
+
+void
+rt_reap_in_background(void)
+{
+	atomic_store(&free_inline, 0);
+}
+
+void
+rt_shutdown(void)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+	int i;
+
+	atomic_store(&free_inline, 1);
+	for (i = 0; i < 1000 && atomic_load(&reaping) > 0; i++)
+		nanosleep(&ts, NULL);
 }
 
 void

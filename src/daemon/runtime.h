@@ -55,6 +55,16 @@ void rt_release(struct rt *rt);
 /* Installs rt (taking over its reference) and releases the old one. */
 void rt_swap(struct rt *rt);
 
+/* From now on the last release frees on a thread of its own. */
+void rt_reap_in_background(void);
+
+/*
+ * From now on the last release frees on the caller's thread; waits (up to
+ * 10 s) for runtimes being freed in the background. Call before the final
+ * rt_swap(NULL).
+ */
+void rt_shutdown(void);
+
 /* The backend of rt named name, or NULL. */
 const struct rt_backend *rt_backend(const struct rt *rt, const char *name);
 

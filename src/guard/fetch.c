@@ -133,3 +133,49 @@ fetch_url(const char *url, const char *ca_file, unsigned int timeout,
 	return fetch_doc(url, ca_file, timeout, FETCH_MAX, "the JWKS", NULL,
 	    len_r, err, errlen);
 }
+
+int
+fetch_url_allowed(const char *url, const char *what, char *err, size_t errlen)
+{
+	const char *h, *e;
+	size_t n, alen;
+
+	if (strncmp(url, "https://", 8) == 0)
+		h = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		h = url + 7;
+	else {
+		snprintf(err, errlen, "%s must be an https:// URL", what);
+		return -1;
+	}
+	/* No user info: "http://127.0.0.1:80@evil/" goes to evil. */
+	alen = strcspn(h, "/?#");
+	if (alen == 0 || memchr(h, '@', alen) != NULL ||
+	    memchr(h, '\\', alen) != NULL) {
+		snprintf(
+		    err, errlen, "%s: no host, or user info in the URL", what);
+		return -1;
+	}
+	if (h == url + 8)
+		return 0;
+	if (h[0] == '[')
+		e = memchr(h, ']', alen) != NULL
+		    ? (const char *)memchr(h, ']', alen) + 1
+		    : h;
+	else
+		e = h + strcspn(h, ":/?#");
+	n = (size_t)(e - h);
+	if (((n == 5 && memcmp(h, "[::1]", 5) == 0) ||
+		(n == 9 && memcmp(h, "localhost", 9) == 0) ||
+		(n >= 9 && n <= 15 && memcmp(h, "127.", 4) == 0 &&
+		    strspn(h, "0123456789.") == n)) &&
+	    (e == h + alen ||
+		(*e == ':' &&
+		    strspn(e + 1, "0123456789") == (size_t)(h + alen - e - 1))))
+		return 0;
+	snprintf(err, errlen,
+	    "%s: http:// only to a loopback address (127.0.0.1, [::1], "
+	    "localhost); use https:// across a network",
+	    what);
+	return -1;
+}

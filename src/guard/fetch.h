@@ -28,6 +28,15 @@ char *fetch_doc(const char *url, const char *ca_file, unsigned int timeout,
     size_t max, const char *what, const atomic_int *stop, size_t *len_r,
     char *err, size_t errlen);
 
+/*
+ * 0 when url may be fetched: https:// to any host, or http:// to a
+ * loopback host only (127.x.y.z, [::1], localhost), where no network lies
+ * between the guard and the daemon. Else -1 with a message naming what
+ * ("jwks_url") in err.
+ */
+int fetch_url_allowed(
+    const char *url, const char *what, char *err, size_t errlen);
+
 /* Initialises libcurl once (thread-safe, idempotent). Returns 0 or -1. */
 int fetch_init(void);
 

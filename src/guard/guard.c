@@ -240,11 +240,9 @@ ea_guard_new(const struct ea_guard_config *c, struct ea_guard **guard_r,
 	    load_file_keys(g, c->jwks_file, err, errlen) == -1)
 		goto fail;
 	if (c->jwks_url != NULL) {
-		if (strncmp(c->jwks_url, "https://", 8) != 0 &&
-		    strncmp(c->jwks_url, "http://", 7) != 0) {
-			snprintf(err, errlen, "jwks_url must be http(s)://");
+		if (fetch_url_allowed(c->jwks_url, "jwks_url", err, errlen) ==
+		    -1)
 			goto fail;
-		}
 		if ((g->jwks_url = strdup(c->jwks_url)) == NULL ||
 		    (c->jwks_ca_file != NULL &&
 			(g->jwks_ca_file = strdup(c->jwks_ca_file)) == NULL))

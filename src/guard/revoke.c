@@ -342,11 +342,8 @@ grev_new(const struct grev_config *c, char *err, size_t errlen)
 	struct grev *r;
 	int cond_ok = 0;
 
-	if (strncmp(c->url, "https://", 8) != 0 &&
-	    strncmp(c->url, "http://", 7) != 0) {
-		snprintf(err, errlen, "revocations_url must be http(s)://");
+	if (fetch_url_allowed(c->url, "revocations_url", err, errlen) == -1)
 		return NULL;
-	}
 	if (strlen(c->url) > URL_MAX - 32) {
 		snprintf(err, errlen, "revocations_url is too long");
 		return NULL;

@@ -202,6 +202,11 @@ trail_open(const char *path, int use_syslog, const char *ident, char *err,
 			    "audit file %s: not a regular file", path);
 			goto fail;
 		}
+		if (st.st_uid != geteuid() && geteuid() != 0) {
+			snprintf(err, errlen,
+			    "audit file %s: owned by another user", path);
+			goto fail;
+		}
 		if ((st.st_mode & 027) != 0) {
 			snprintf(err, errlen,
 			    "audit file %s: mode %04o lets others read or "
@@ -213,8 +218,9 @@ trail_open(const char *path, int use_syslog, const char *ident, char *err,
 	pthread_mutex_lock(&mu);
 	if (fd != -1) {
 		/* Read the chain state under the lock another writer takes. */
-		flock(fd, LOCK_EX);
-		if (tail_read(fd, msg, sizeof(msg)) == -1) {
+		snprintf(msg, sizeof(msg), "cannot lock it");
+		if (flock(fd, LOCK_EX) == -1 ||
+		    tail_read(fd, msg, sizeof(msg)) == -1) {
 			flock(fd, LOCK_UN);
 			pthread_mutex_unlock(&mu);
 			snprintf(err, errlen,
@@ -265,9 +271,12 @@ trail_errors(void)
 	return atomic_load(&write_errors);
 }
 
-/* Appends seq, prev and hash to line[0..o) and writes it. Under mu. */
+/*
+ * Appends seq, prev and hash to line[0..o) (line holds cap bytes, at
+ * least CHAIN_ROOM more than o) and writes it. Under mu.
+ */
 static int
-append(char *line, size_t o)
+append(char *line, size_t o, size_t cap)
 {
 	char hash[AUDIT_HASH_HEX + 1], msg[256];
 	struct stat st;
@@ -284,14 +293,19 @@ append(char *line, size_t o)
 	}
 	if (chain_prev[0] == '\0') /* syslog only: no file began it */
 		memcpy(chain_prev, zero_hash, sizeof(chain_prev));
-	o += (size_t)snprintf(line + o, CHAIN_ROOM,
+	if (o + CHAIN_ROOM > cap)
+		goto out;
+	o += (size_t)snprintf(line + o, cap - o,
 	    SEQ_FIELD "%llu" PREV_FIELD "%s\"", chain_seq + 1, chain_prev);
 	body = o;
 	sha256_hex(line, body, hash);
-	o += (size_t)snprintf(line + o, CHAIN_ROOM, HASH_FIELD "%s\"}\n", hash);
+	o += (size_t)snprintf(line + o, cap - o, HASH_FIELD "%s\"}\n", hash);
 	if (sink_fd != -1) {
 		if (log_write_all(sink_fd, line, o) == -1) {
-			known_size = -1; /* re-read the tail next time */
+			/* A cut line would stop every later append (and the
+			 * next start): take it back. */
+			if (ftruncate(sink_fd, st.st_size) == -1)
+				known_size = -1; /* re-read the tail */
 			goto out;
 		}
 		known_size = st.st_size + (off_t)o;
@@ -323,7 +337,7 @@ trail_event(enum log_level lvl, const char *event, ...)
 	if (sink_fd != -1 || sink_syslog) {
 		o = log_vformat(line, sizeof(line) - CHAIN_ROOM, VALUE_MAX, lvl,
 		    event, ap2);
-		if (append(line, o) == -1)
+		if (append(line, o, sizeof(line)) == -1)
 			failed = errno != 0 ? errno : EIO;
 	}
 	pthread_mutex_unlock(&mu);

@@ -232,6 +232,10 @@ def test_ctl_exit_codes(adm, tmp_path):
     os.chmod(tf, 0o600)
     p = ctl(adm, None, "roles", "explain", "nina", token_file=str(tf))
     assert p.returncode == 0, p.stderr
+    # The token never goes over plain http across a network.
+    p = ctl(adm, alice, "--url", "http://192.0.2.1:8080", "roles", "explain",
+            "nina")
+    assert p.returncode == 1 and "loopback" in p.stderr
     # Bad usage: 2, and --help on every command: 0.
     assert ctl(adm, alice, "roles", "map", "onlyone").returncode == 2
     assert ctl(adm, alice, "sessions", "kill", "x").returncode == 2

@@ -49,3 +49,11 @@ def test_passwd_update_keeps_groups_and_mode(tmp_path):
     assert line.startswith("carl:$y$") and line.endswith(":staff,ops")
     assert os.stat(users).st_mode & 0o777 == 0o600
     assert "Ctl-Test-Pass-8" not in users.read_text()
+
+
+def test_passwd_refuses_short_passwords():
+    # 11 characters (one of them two bytes): too short; 12: enough.
+    p = ctl("passwd", "erin", stdin="Sh0rt-Pässw\n")
+    assert p.returncode == 1 and "at least 12" in p.stderr
+    p = ctl("passwd", "erin", stdin="Sh0rt-Pässwd\n")
+    assert p.returncode == 0 and p.stdout.startswith("erin:$y$")

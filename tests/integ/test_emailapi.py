@@ -623,7 +623,12 @@ def test_data_survives_a_restart_and_stop_is_clean(stack):
      "jwks_url = \"http://127.0.0.1:1/\"; leeway = 5000; };\n", "leeway"),
     ("listen = { address = \"127.0.0.1\"; port = 0; };\n"
      "database = \"e.db\";\n", "guard"),
-], ids=["no-jwks-file", "unknown", "port-range", "leeway-range", "no-guard"])
+    # Keys over plain http across a network: anyone on it could serve his.
+    ("listen = { address = \"127.0.0.1\"; port = 0; };\n"
+     "database = \"e.db\";\nguard = { issuer = \"x\"; audience = \"y\"; "
+     "jwks_url = \"http://auth.example.com/jwks.json\"; };\n", "loopback"),
+], ids=["no-jwks-file", "unknown", "port-range", "leeway-range", "no-guard",
+        "http-jwks-off-loopback"])
 def test_bad_configs_refuse_to_start(tmp_path, text, expect):
     api = EmailApi(str(tmp_path), text)
     with pytest.raises(RuntimeError):

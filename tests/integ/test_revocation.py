@@ -209,7 +209,10 @@ def test_guard_starts_stale_without_the_feed(rstack):
 
 @pytest.mark.parametrize("over,msg", [
     ({"revocations_max_stale": 1}, "must exceed"),
-    ({"revocations_url": "ftp://127.0.0.1/v1/revocations"}, "http(s)://"),
+    ({"revocations_url": "ftp://127.0.0.1/v1/revocations"}, "https://"),
+    # Plain http across a network would let anyone on it drop revocations.
+    ({"revocations_url": "http://192.0.2.7/v1/revocations"}, "loopback"),
+    ({"revocations_url": "http://127.0.0.1.example.com/x"}, "loopback"),
     ({"revocations_interval": 3601}, "out of range"),
     ({"revocations_url": 5}, "wrong type"),
 ])

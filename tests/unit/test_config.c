@@ -679,7 +679,8 @@ test_session_store(void **state)
 	    "redis://:pw@h:6379", "redis://user:pw@h", "redis://",
 	    "redis://h:0", "redis://h:65536", "redis://h:x", "redis://h/1024",
 	    "redis://h/-1", "redis://h/0?x=1", "redis://h/0/1", "redis://[::1",
-	    "http://h", "redis://h:6379#f", "redis://h 1"};
+	    "http://h", "redis://h:6379#f", "redis://h 1", "redis://h:+6379",
+	    "redis://h/+1", "redis://h:\n6379"};
 	char err[ERR_MAX], text[512];
 	struct cfg *c;
 	size_t i;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "log/audit.h"
 #include "log/log.h"
 #include "util/str.h"
 
@@ -414,6 +415,44 @@ test_regression_json_escape_cap_zero(void **state)
 	assert_int_equal(buf[0], 'X');
 }
 
+/*
+ * Audit lines of every length up to the limit: the chain fields always
+ * fit (an event as long as allowed once aborted under _FORTIFY_SOURCE),
+ * and the file verifies.
+ */
+static void
+test_regression_audit_long_lines(void **state)
+{
+	static char a[8001], b[8001], c[400];
+	char path[] = "/tmp/test_log_audit_XXXXXX", err[256];
+	const char *paths[1] = {path};
+	unsigned long long lines = 0;
+	FILE *null;
+	int fd, k;
+
+	(void)state;
+	assert_int_not_equal(fd = mkstemp(path), -1);
+	close(fd);
+	assert_int_equal(trail_open(path, 0, "test_log", err, sizeof(err)), 0);
+	memset(a, 'a', 8000);
+	memset(b, 'b', 8000);
+	log_set_level(LOG_ERROR); /* the stderr copy is not under test */
+	for (k = 0; k < 300; k++) {
+		memset(c, 'c', (size_t)k);
+		c[k] = '\0';
+		trail_event(LOG_INFO, "admin_change", LS("before", a),
+		    LS("after", b), LS("x", c), LOG_END);
+	}
+	log_set_level(LOG_INFO);
+	trail_close();
+	assert_int_equal(trail_errors(), 0);
+	assert_non_null(null = fopen("/dev/null", "w"));
+	assert_int_equal(trail_verify(paths, 1, null, &lines), 0);
+	assert_int_equal(lines, 300);
+	fclose(null);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -428,6 +467,7 @@ main(void)
 	    cmocka_unit_test(test_regression_event_truncated_line_is_json),
 	    cmocka_unit_test(test_regression_event_invalid_utf8_is_json),
 	    cmocka_unit_test(test_regression_json_escape_cap_zero),
+	    cmocka_unit_test(test_regression_audit_long_lines),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
