@@ -49,7 +49,7 @@ static const struct {
 	"      characters                                              [offline]\n"},
     {"keys",
 	"  keys list [--json]\n"
-	"      the signing keys in state_dir: slot, kid, algorithm      [offline]\n"
+	"      the signing keys in state_dir: slot, kid, algorithm     [offline]\n"
 	"  keys rotate [--force]\n"
 	"      previous <- current <- next <- a new key; refused while the\n"
 	"      previous key's tokens may still be valid, unless --force;\n"
@@ -61,23 +61,23 @@ static const struct {
 	"  roles map GROUP ROLE [--json]\n"
 	"  roles unmap GROUP ROLE [--json]\n"
 	"      add GROUP to (remove it from) ROLE's groups through the admin\n"
-	"      API (If-Match; retried when another admin was quicker)    [api]\n"
+	"      API (If-Match; retried when another admin was quicker)  [api]\n"
 	"  roles explain USER [--json]\n"
 	"      the user's groups as the backend sees them, the roles and\n"
-	"      permissions they give, and which mapping gave each       [api]\n"},
+	"      permissions they give, and which mapping gave each      [api]\n"},
     {"sessions",
 	"  sessions list USER [--json]\n"
-	"      the user's active sessions                               [api]\n"
+	"      the user's active sessions                              [api]\n"
 	"  sessions revoke SID | sessions revoke --user USER [--json]\n"
 	"      end one session, or all of a user's; refresh tokens stop\n"
 	"      working at once                                         [api]\n"},
     {"token",
 	"  token decode TOKEN [--json]\n"
-	"      show a token's header and claims (NOT verified)          [offline]\n"},
+	"      show a token's header and claims (NOT verified)         [offline]\n"},
     {"audit",
 	"  audit verify [FILE...]\n"
 	"      check the hash chain of audit files (oldest first; default\n"
-	"      'audit.file'); names the first bad line                  [offline]\n"},
+	"      'audit.file'); names the first bad line                 [offline]\n"},
     {"check-config",
 	"  check-config\n"
 	"      validate the configuration file, like emailauthd -t     [offline]\n"},
