@@ -485,3 +485,27 @@ def test_server_certificate_from_another_ca(tmp_path, slapd, transport):
         assert SERVICE_PASSWORD not in d.log_text()
     finally:
         d.stop()
+
+
+def test_ldap_environment_cannot_weaken_tls(tmp_path, slapd):
+    """libldap reads ldap.conf, .ldaprc and LDAP* variables unless told
+    not to: a daemon started with TLS_REQCERT never (and the right CA) in
+    its environment must still check the server against the configured
+    CA (here the wrong one), and refuse."""
+    rc = tmp_path / "ldaprc"
+    rc.write_text("TLS_REQCERT never\nTLS_CACERT %s\n" % slapd.ca_file)
+    env = dict(os.environ, LDAPTLS_REQCERT="never",
+               LDAPTLS_CACERT=slapd.ca_file, LDAPRC=str(rc),
+               LDAPCONF=str(rc), HOME=str(tmp_path))
+    (tmp_path / ".ldaprc").write_text(rc.read_text())
+    d = Daemon(str(tmp_path), ldap_config(tmp_path, slapd,
+                                          ca_file=slapd.wrong_ca_file),
+               env=env)
+    try:
+        d.start()
+        mark = slapd.log_size()
+        _unavailable(d, slapd)
+        time.sleep(0.05)
+        assert binds(slapd.log(since=mark)) == []
+    finally:
+        d.stop()
