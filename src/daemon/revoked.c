@@ -175,7 +175,7 @@ poll_once(long long since, long long now)
 static void *
 run(void *arg)
 {
-	long long last = 0, now;
+	long long now, last;
 	struct timespec ts;
 	int was_ok = 1;
 
@@ -184,26 +184,24 @@ run(void *arg)
 	while (!stopping) {
 		pthread_mutex_unlock(&stop_mu);
 		now = (long long)time(NULL);
-		{
-			long long since = last > 0 ? last - OVERLAP
-						   : now - atomic_load(&keep_s);
-
-			if (poll_once(since, now) == 0) {
-				last = now;
-				atomic_store(&fresh_at, now);
-				if (!was_ok)
-					log_event(LOG_INFO,
-					    "revocations_restored", LOG_END);
-				was_ok = 1;
-			} else if (was_ok) {
-				log_event(LOG_WARN, "revocations_unavailable",
-				    LS("message",
-					"the session store does not answer; "
-					"/v1/verify denies once the copy of "
-					"revoked sessions is stale"),
-				    LOG_END);
-				was_ok = 0;
-			}
+		/* From the last full answer (revoked_start's, at first). */
+		last = atomic_load(&fresh_at);
+		if (poll_once(
+			last > 0 ? last - OVERLAP : now - atomic_load(&keep_s),
+			now) == 0) {
+			atomic_store(&fresh_at, now);
+			if (!was_ok)
+				log_event(
+				    LOG_INFO, "revocations_restored", LOG_END);
+			was_ok = 1;
+		} else if (was_ok) {
+			log_event(LOG_WARN, "revocations_unavailable",
+			    LS("message",
+				"the session store does not answer; "
+				"/v1/verify denies once the copy of "
+				"revoked sessions is stale"),
+			    LOG_END);
+			was_ok = 0;
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += POLL_SECONDS;

@@ -36,7 +36,6 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int sink_fd = -1;
-static char *sink_path;
 static int sink_syslog;
 static off_t known_size; /* the file's size after our last append */
 static unsigned long long chain_seq;
@@ -179,14 +178,9 @@ trail_open(const char *path, int use_syslog, const char *ident, char *err,
 {
 	char msg[256];
 	struct stat st;
-	char *copy = NULL;
 	int fd = -1;
 
 	if (path != NULL) {
-		if ((copy = strdup(path)) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
 		fd = open(path,
 		    O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
 			O_NOCTTY,
@@ -233,9 +227,7 @@ trail_open(const char *path, int use_syslog, const char *ident, char *err,
 	}
 	if (sink_fd != -1)
 		close(sink_fd);
-	free(sink_path);
 	sink_fd = fd;
-	sink_path = copy;
 	if (use_syslog && !sink_syslog)
 		syslog_sink_open(ident != NULL ? ident : "emailauth");
 	else if (!use_syslog && sink_syslog)
@@ -246,7 +238,6 @@ trail_open(const char *path, int use_syslog, const char *ident, char *err,
 fail:
 	if (fd != -1)
 		close(fd);
-	free(copy);
 	return -1;
 }
 
@@ -257,8 +248,6 @@ trail_close(void)
 	if (sink_fd != -1)
 		close(sink_fd);
 	sink_fd = -1;
-	free(sink_path);
-	sink_path = NULL;
 	if (sink_syslog)
 		syslog_sink_close();
 	sink_syslog = 0;
